@@ -1,0 +1,58 @@
+//! Command-line interface: one subcommand per job, each a thin caller of the library.
+
+mod inspect;
+mod vectors;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "reseal",
+    version,
+    about = "Re-encryption broker for AWS Encryption SDK messages"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Print a message's header as JSON (no keys needed). FILE may be `-` for stdin.
+    Inspect(inspect::Args),
+    /// Run ESDK test-vector manifests.
+    #[command(subcommand)]
+    Vectors(vectors::Command),
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Inspect(args) => inspect::run(args),
+        Command::Vectors(cmd) => vectors::run(cmd),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Errors a subcommand reports before exiting with status 2.
+pub type CliResult = Result<ExitCode, Box<dyn std::error::Error>>;
+
+/// Reads a file, or stdin for `-`.
+pub(crate) fn read_input(path: &std::path::Path) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    if path.as_os_str() == "-" {
+        let mut buf = Vec::new();
+        std::io::stdin().read_to_end(&mut buf)?;
+        Ok(buf)
+    } else {
+        std::fs::read(path)
+    }
+}

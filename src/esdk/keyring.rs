@@ -1,0 +1,276 @@
+//! Data keys, encrypted data keys, and the two keyring traits.
+//!
+//! The split follows the `age` crate: an [`Identity`] unwraps encrypted data keys
+//! addressed to it (and says "not mine" for the rest); a [`Recipient`] wraps a
+//! data key for one reader. Keyrings are found by *lookup* on the
+//! `(provider id, key name)` an EDK names — never by trying every key.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+
+use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
+
+use super::context::EncryptionContext;
+use super::suite::AlgorithmSuite;
+
+/// A plaintext data key. Zeroized on drop; never printed.
+#[derive(Clone, PartialEq, Eq, Zeroize, ZeroizeOnDrop)]
+pub struct DataKey(Vec<u8>);
+
+impl DataKey {
+    pub fn new(bytes: Vec<u8>) -> Self {
+        DataKey(bytes)
+    }
+
+    pub fn from_zeroizing(bytes: Zeroizing<Vec<u8>>) -> Self {
+        DataKey(bytes.to_vec())
+    }
+
+    /// A fresh random key of the suite's data-key length.
+    pub fn generate(suite: AlgorithmSuite) -> Result<Self, super::Error> {
+        let mut bytes = vec![0u8; suite.data_key_len()];
+        aws_lc_rs::rand::fill(&mut bytes).map_err(|_| super::Error::Crypto("random data key"))?;
+        Ok(DataKey(bytes))
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl fmt::Debug for DataKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "DataKey([REDACTED; {}])", self.0.len())
+    }
+}
+
+/// An encrypted data key as it appears in a message header.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct EncryptedDataKey {
+    pub provider_id: String,
+    pub provider_info: Vec<u8>,
+    pub ciphertext: Vec<u8>,
+}
+
+impl EncryptedDataKey {
+    pub fn summary(&self) -> EdkSummary {
+        EdkSummary {
+            provider_id: printable(self.provider_id.as_bytes()),
+            key_name: printable(display_key_name(&self.provider_info)),
+        }
+    }
+}
+
+/// How a keyring family lays its key name out inside the EDK's provider info.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum KeyNameLayout {
+    /// Provider info is the key name (raw RSA; AWS KMS, where it is the key ARN).
+    Whole,
+    /// Raw AES: key name ‖ tag bits (u32 = 128) ‖ IV length (u32 = 12) ‖ IV.
+    RawAes,
+}
+
+/// Size of the raw AES suffix after the key name in provider info.
+pub const RAW_AES_INFO_SUFFIX: usize = 4 + 4 + 12;
+
+impl KeyNameLayout {
+    /// The key name the EDK addresses, if the provider info fits this layout.
+    pub fn key_name<'a>(&self, provider_info: &'a [u8]) -> Option<&'a [u8]> {
+        match self {
+            KeyNameLayout::Whole => Some(provider_info),
+            KeyNameLayout::RawAes => {
+                let n = provider_info.len().checked_sub(RAW_AES_INFO_SUFFIX)?;
+                let suffix = &provider_info[n..];
+                (suffix[..4] == 128u32.to_be_bytes() && suffix[4..8] == 12u32.to_be_bytes())
+                    .then_some(&provider_info[..n])
+            }
+        }
+    }
+}
+
+/// Best-effort human name for an EDK's key: the raw-AES layout stripped when it fits.
+fn display_key_name(info: &[u8]) -> &[u8] {
+    KeyNameLayout::RawAes
+        .key_name(info)
+        .filter(|name| std::str::from_utf8(name).is_ok())
+        .unwrap_or(info)
+}
+
+/// Attacker-controlled header text made safe for logs and error messages:
+/// control characters escaped, length capped.
+pub fn printable(bytes: &[u8]) -> String {
+    const MAX: usize = 160;
+    let text = match std::str::from_utf8(bytes) {
+        Ok(s) => s.chars().flat_map(char::escape_debug).collect::<String>(),
+        Err(_) => format!("0x{}", hex::encode(bytes)),
+    };
+    if text.len() > MAX {
+        let mut cut = MAX;
+        while !text.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        format!("{}…", &text[..cut])
+    } else {
+        text
+    }
+}
+
+/// Provider id and key name of an EDK, safe to log and to put in error text.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+pub struct EdkSummary {
+    pub provider_id: String,
+    pub key_name: String,
+}
+
+impl EdkSummary {
+    pub fn list(edks: &[EdkSummary]) -> String {
+        const SHOWN: usize = 8;
+        let mut parts: Vec<String> = edks.iter().take(SHOWN).map(|e| e.to_string()).collect();
+        if edks.len() > SHOWN {
+            parts.push(format!("and {} more", edks.len() - SHOWN));
+        }
+        parts.join(", ")
+    }
+}
+
+impl fmt::Display for EdkSummary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "provider `{}` key `{}`", self.provider_id, self.key_name)
+    }
+}
+
+/// What a keyring may use when it wraps or unwraps: the suite and the full
+/// encryption context of the materials (stored pairs plus required-only pairs).
+#[derive(Clone, Copy, Debug)]
+pub struct KeyringContext<'a> {
+    pub suite: AlgorithmSuite,
+    pub encryption_context: &'a EncryptionContext,
+}
+
+/// "Mine, but it failed." The reason never contains key bytes.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct UnwrapError(pub String);
+
+/// The unwrapping half of a keyring.
+pub trait Identity: Send + Sync {
+    /// Provider id (key namespace) this identity answers to.
+    fn provider_id(&self) -> &str;
+    /// Key name this identity answers to.
+    fn key_name(&self) -> &[u8];
+    /// Where the key name sits in an EDK's provider info.
+    fn layout(&self) -> KeyNameLayout;
+
+    /// Unwraps an EDK that the lookup matched to this identity.
+    /// `Ok(None)` means "not mine after all" (e.g. provider info of another shape).
+    fn unwrap(
+        &self,
+        edk: &EncryptedDataKey,
+        ctx: &KeyringContext<'_>,
+    ) -> Result<Option<DataKey>, UnwrapError>;
+}
+
+/// The wrapping half of a keyring.
+pub trait Recipient: Send + Sync {
+    /// A stable label for logs and errors (e.g. `provider/key-name`).
+    fn label(&self) -> String;
+
+    fn wrap(
+        &self,
+        data_key: &DataKey,
+        ctx: &KeyringContext<'_>,
+    ) -> Result<EncryptedDataKey, UnwrapError>;
+}
+
+/// Identities indexed by `(provider id, key name)`.
+///
+/// Lookup cost is one hash probe per EDK and per layout in use for that
+/// provider id, so a flood of EDKs costs hashing, not decryption attempts.
+#[derive(Clone, Default)]
+pub struct IdentitySet {
+    by_key: HashMap<(String, Vec<u8>), Vec<Arc<dyn Identity>>>,
+    layouts: HashMap<String, Vec<KeyNameLayout>>,
+}
+
+impl IdentitySet {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds an identity. Several may share a provider id and key name (the same
+    /// key with two paddings, say); they are tried in insertion order.
+    pub fn insert(&mut self, identity: Arc<dyn Identity>) {
+        let pid = identity.provider_id().to_owned();
+        let layout = identity.layout();
+        let layouts = self.layouts.entry(pid.clone()).or_default();
+        if !layouts.contains(&layout) {
+            layouts.push(layout);
+        }
+        self.by_key
+            .entry((pid, identity.key_name().to_vec()))
+            .or_default()
+            .push(identity);
+    }
+
+    pub fn len(&self) -> usize {
+        self.by_key.values().map(Vec::len).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_key.is_empty()
+    }
+
+    /// The identities an EDK addresses (usually one; empty when none).
+    pub fn lookup(&self, edk: &EncryptedDataKey) -> &[Arc<dyn Identity>] {
+        let Some(layouts) = self.layouts.get(&edk.provider_id) else {
+            return &[];
+        };
+        layouts
+            .iter()
+            .find_map(|layout| {
+                let name = layout.key_name(&edk.provider_info)?;
+                self.by_key.get(&(edk.provider_id.clone(), name.to_vec()))
+            })
+            .map(Vec::as_slice)
+            .unwrap_or(&[])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn raw_aes_layout_extracts_name() {
+        let mut info = b"my-key".to_vec();
+        info.extend_from_slice(&128u32.to_be_bytes());
+        info.extend_from_slice(&12u32.to_be_bytes());
+        info.extend_from_slice(&[7u8; 12]);
+        assert_eq!(KeyNameLayout::RawAes.key_name(&info), Some(&b"my-key"[..]));
+        assert_eq!(KeyNameLayout::RawAes.key_name(b"short"), None);
+        info[7] = 0; // tag length no longer 128
+        assert_eq!(KeyNameLayout::RawAes.key_name(&info), None);
+    }
+
+    #[test]
+    fn printable_escapes_and_caps() {
+        assert_eq!(printable(b"a\nb"), "a\\nb");
+        assert_eq!(printable(&[0xff, 0x00]), "0xff00");
+        assert!(printable(&[b'x'; 1000]).chars().count() <= 161);
+    }
+
+    #[test]
+    fn data_key_debug_is_redacted() {
+        let dk = DataKey::new(vec![1, 2, 3]);
+        assert_eq!(format!("{dk:?}"), "DataKey([REDACTED; 3])");
+    }
+}
