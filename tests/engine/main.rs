@@ -1,0 +1,8 @@
+//! The ESDK engine against itself, the public vectors, and hostile input.
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod negative;
+mod roundtrip;
+mod vectors;
