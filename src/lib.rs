@@ -8,6 +8,7 @@
 
 pub mod cli;
 pub mod esdk;
+pub mod grpc;
 pub mod input;
 pub mod keys;
 pub mod vectors;

@@ -1,0 +1,3 @@
+//! gRPC edge: a thin layer that maps requests to the broker and errors to statuses.
+
+pub mod proto;
