@@ -55,35 +55,46 @@ pub struct EncryptionMaterials {
     signing_key: Option<SigningKey>,
 }
 
-impl EncryptionMaterials {
-    /// Fresh materials: a random data key and, for signed suites, a signing key
-    /// whose public half is added to the context before any wrapping.
-    pub fn generate(
-        suite: AlgorithmSuite,
-        encryption_context: EncryptionContext,
-    ) -> Result<Self, Error> {
-        Self::with_data_key(suite, encryption_context, DataKey::generate(suite)?)
+/// Materials before the data key exists: the suite, the full context and
+/// (for signed suites) the signing key. Lets a KMS GenerateDataKey call see the
+/// final encryption context, public key included.
+pub struct MaterialsDraft {
+    suite: AlgorithmSuite,
+    encryption_context: EncryptionContext,
+    signing_key: Option<SigningKey>,
+}
+
+impl MaterialsDraft {
+    pub fn suite(&self) -> AlgorithmSuite {
+        self.suite
     }
 
-    /// Materials around an existing data key (e.g. one returned by KMS GenerateDataKey).
-    pub fn with_data_key(
-        suite: AlgorithmSuite,
-        mut encryption_context: EncryptionContext,
-        data_key: DataKey,
-    ) -> Result<Self, Error> {
-        if let Some(key) = encryption_context
-            .keys()
-            .find(|k| k.starts_with(RESERVED_PREFIX))
-        {
-            return Err(ContextError::ReservedKey {
-                key: key.to_owned(),
-            }
-            .into());
+    /// The context every EDK must be bound to.
+    pub fn encryption_context(&self) -> &EncryptionContext {
+        &self.encryption_context
+    }
+
+    pub fn finish(self, data_key: DataKey) -> Result<EncryptionMaterials, Error> {
+        if data_key.len() != self.suite.data_key_len() {
+            return Err(Error::InvalidRequest("data key length does not match the suite"));
         }
-        if data_key.len() != suite.data_key_len() {
-            return Err(Error::InvalidRequest(
-                "data key length does not match the suite",
-            ));
+        Ok(EncryptionMaterials {
+            suite: self.suite,
+            data_key,
+            encryption_context: self.encryption_context,
+            required_keys: BTreeSet::new(),
+            encrypted_data_keys: Vec::new(),
+            signing_key: self.signing_key,
+        })
+    }
+}
+
+impl EncryptionMaterials {
+    /// Starts materials: checks the context, creates the signing key for signed
+    /// suites and adds its public half to the context.
+    pub fn begin(suite: AlgorithmSuite, mut encryption_context: EncryptionContext) -> Result<MaterialsDraft, Error> {
+        if let Some(key) = encryption_context.keys().find(|k| k.starts_with(RESERVED_PREFIX)) {
+            return Err(ContextError::ReservedKey { key: key.to_owned() }.into());
         }
         let signing_key = match suite.signature() {
             Some(curve) => {
@@ -93,14 +104,16 @@ impl EncryptionMaterials {
             }
             None => None,
         };
-        Ok(EncryptionMaterials {
+        Ok(MaterialsDraft {
             suite,
-            data_key,
             encryption_context,
-            required_keys: BTreeSet::new(),
-            encrypted_data_keys: Vec::new(),
             signing_key,
         })
+    }
+
+    /// Fresh materials with a random data key.
+    pub fn generate(suite: AlgorithmSuite, encryption_context: EncryptionContext) -> Result<Self, Error> {
+        Self::begin(suite, encryption_context)?.finish(DataKey::generate(suite)?)
     }
 
     /// Marks context keys as "required": authenticated but not stored in the

@@ -191,34 +191,42 @@ pub trait Recipient: Send + Sync {
     ) -> Result<EncryptedDataKey, UnwrapError>;
 }
 
-/// Identities indexed by `(provider id, key name)`.
+/// A keyring that can both unwrap and wrap (raw RSA with its private key, raw AES).
+pub trait Keyring: Identity + Recipient {}
+
+impl<T: Identity + Recipient> Keyring for T {}
+
+/// Values indexed by the `(provider id, key name)` an EDK names.
 ///
-/// Lookup cost is one hash probe per EDK and per layout in use for that
-/// provider id, so a flood of EDKs costs hashing, not decryption attempts.
-#[derive(Clone, Default)]
-pub struct IdentitySet {
-    by_key: HashMap<(String, Vec<u8>), Vec<Arc<dyn Identity>>>,
+/// Lookup cost is one hash probe per layout in use for the EDK's provider id,
+/// so a flood of EDKs costs hashing, not decryption attempts.
+#[derive(Clone)]
+pub struct KeyIndex<T> {
+    by_key: HashMap<(String, Vec<u8>), Vec<T>>,
     layouts: HashMap<String, Vec<KeyNameLayout>>,
 }
 
-impl IdentitySet {
-    pub fn new() -> Self {
-        Self::default()
+impl<T> Default for KeyIndex<T> {
+    fn default() -> Self {
+        KeyIndex {
+            by_key: HashMap::new(),
+            layouts: HashMap::new(),
+        }
     }
+}
 
-    /// Adds an identity. Several may share a provider id and key name (the same
-    /// key with two paddings, say); they are tried in insertion order.
-    pub fn insert(&mut self, identity: Arc<dyn Identity>) {
-        let pid = identity.provider_id().to_owned();
-        let layout = identity.layout();
-        let layouts = self.layouts.entry(pid.clone()).or_default();
+impl<T> KeyIndex<T> {
+    /// Adds a value. Several may share a provider id and key name (the same key
+    /// with two paddings, say); lookups return them in insertion order.
+    pub fn insert(&mut self, provider_id: &str, key_name: &[u8], layout: KeyNameLayout, value: T) {
+        let layouts = self.layouts.entry(provider_id.to_owned()).or_default();
         if !layouts.contains(&layout) {
             layouts.push(layout);
         }
         self.by_key
-            .entry((pid, identity.key_name().to_vec()))
+            .entry((provider_id.to_owned(), key_name.to_vec()))
             .or_default()
-            .push(identity);
+            .push(value);
     }
 
     pub fn len(&self) -> usize {
@@ -229,8 +237,8 @@ impl IdentitySet {
         self.by_key.is_empty()
     }
 
-    /// The identities an EDK addresses (usually one; empty when none).
-    pub fn lookup(&self, edk: &EncryptedDataKey) -> &[Arc<dyn Identity>] {
+    /// The values an EDK addresses (empty when none).
+    pub fn lookup(&self, edk: &EncryptedDataKey) -> &[T] {
         let Some(layouts) = self.layouts.get(&edk.provider_id) else {
             return &[];
         };
@@ -242,6 +250,38 @@ impl IdentitySet {
             })
             .map(Vec::as_slice)
             .unwrap_or(&[])
+    }
+}
+
+/// Identities indexed for lookup by the EDKs of a message.
+#[derive(Clone, Default)]
+pub struct IdentitySet(KeyIndex<Arc<dyn Identity>>);
+
+impl IdentitySet {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn insert(&mut self, identity: Arc<dyn Identity>) {
+        let (pid, name, layout) = (
+            identity.provider_id().to_owned(),
+            identity.key_name().to_vec(),
+            identity.layout(),
+        );
+        self.0.insert(&pid, &name, layout, identity);
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The identities an EDK addresses (usually one; empty when none).
+    pub fn lookup(&self, edk: &EncryptedDataKey) -> &[Arc<dyn Identity>] {
+        self.0.lookup(edk)
     }
 }
 

@@ -5,6 +5,8 @@
 //! violations are refused without a single decryption (or KMS call), and no
 //! plaintext is released until every tag and the signature have verified.
 
+use std::ops::Range;
+
 use zeroize::Zeroizing;
 
 use super::codec::Reader;
@@ -25,28 +27,30 @@ const MAX_NON_FRAMED_LEN: u64 = (1 << 36) - 32;
 /// Marks the final frame.
 const FINAL_FRAME_MARKER: u32 = 0xFFFF_FFFF;
 
-/// One encrypted unit of the body (a frame, or the whole non-framed body).
+/// Where one encrypted unit of the body (a frame, or the whole non-framed
+/// body) sits in the message: offsets of IV, ciphertext and tag.
 #[derive(Clone, Debug)]
-pub struct Segment<'a> {
-    pub sequence: u32,
-    pub is_final: bool,
-    pub iv: &'a [u8],
-    pub ciphertext: &'a [u8],
-    pub tag: &'a [u8],
+struct Segment {
+    sequence: u32,
+    is_final: bool,
+    iv: usize,
+    ciphertext: Range<usize>,
+    tag: usize,
 }
 
-/// A structurally valid message borrowed from its input bytes.
+/// A structurally valid message. Generic over how the bytes are held, so the
+/// broker can move an owned message between tasks and tests can borrow.
 #[derive(Debug)]
-pub struct Message<'a> {
-    bytes: &'a [u8],
+pub struct Message<B: AsRef<[u8]>> {
+    bytes: B,
     pub header: Header,
     header_body_len: usize,
     header_len: usize,
-    segments: Vec<Segment<'a>>,
+    segments: Vec<Segment>,
     plaintext_len: usize,
     /// Bytes covered by the signature (header and body); the footer follows.
     signed_len: usize,
-    signature: Option<&'a [u8]>,
+    signature: Option<Range<usize>>,
 }
 
 /// The decryption-side materials derived from the header and the caller's
@@ -67,9 +71,10 @@ impl DecryptionContext {
     }
 }
 
-impl<'a> Message<'a> {
+impl<B: AsRef<[u8]>> Message<B> {
     /// Parses the whole message. Fails on any structural problem or limit.
-    pub fn parse(bytes: &'a [u8], limits: &Limits) -> Result<Self, Error> {
+    pub fn parse(input: B, limits: &Limits) -> Result<Self, Error> {
+        let bytes = input.as_ref();
         let parsed = Header::parse(bytes, limits)?;
         let header = parsed.header;
         let rest = &bytes[parsed.total_len..];
@@ -85,7 +90,8 @@ impl<'a> Message<'a> {
         let mut plaintext_len = 0usize;
         match header.content_type {
             ContentType::NonFramed => {
-                let iv = r.take(IV_LEN, "body iv")?;
+                let iv = r.position();
+                r.take(IV_LEN, "body iv")?;
                 let len = r.u64("body content length")?;
                 if len > MAX_NON_FRAMED_LEN {
                     return Err(FormatError::Invalid {
@@ -98,8 +104,11 @@ impl<'a> Message<'a> {
                     field: "body content",
                     offset: r.position(),
                 })?;
-                let ciphertext = r.take(len, "body content")?;
-                let tag = r.take(TAG_LEN, "body tag")?;
+                let start = r.position();
+                r.take(len, "body content")?;
+                let ciphertext = start..start + len;
+                let tag = r.position();
+                r.take(TAG_LEN, "body tag")?;
                 plaintext_len = len;
                 segments.push(Segment {
                     sequence: 1,
@@ -133,7 +142,8 @@ impl<'a> Message<'a> {
                         }
                         .into());
                     }
-                    let iv = r.take(IV_LEN, "frame iv")?;
+                    let iv = r.position();
+                    r.take(IV_LEN, "frame iv")?;
                     let len = if is_final {
                         let len = r.u32("final frame content length")? as usize;
                         if len > frame_len {
@@ -147,8 +157,11 @@ impl<'a> Message<'a> {
                     } else {
                         frame_len
                     };
-                    let ciphertext = r.take(len, "frame content")?;
-                    let tag = r.take(TAG_LEN, "frame tag")?;
+                    let start = r.position();
+                    r.take(len, "frame content")?;
+                    let ciphertext = start..start + len;
+                    let tag = r.position();
+                    r.take(TAG_LEN, "frame tag")?;
                     plaintext_len += len;
                     segments.push(Segment {
                         sequence,
@@ -172,7 +185,10 @@ impl<'a> Message<'a> {
         }
         let signed_len = r.position();
         let signature = if header.suite.is_signed() {
-            Some(r.u16_prefixed("footer signature")?)
+            let len = r.u16("footer signature")? as usize;
+            let start = r.position();
+            r.take(len, "footer signature")?;
+            Some(start..start + len)
         } else {
             None
         };
@@ -180,7 +196,7 @@ impl<'a> Message<'a> {
             return Err(FormatError::TrailingBytes(r.remaining()).into());
         }
         Ok(Message {
-            bytes,
+            bytes: input,
             header,
             header_body_len: parsed.body_len,
             header_len: parsed.total_len,
@@ -189,6 +205,11 @@ impl<'a> Message<'a> {
             signed_len,
             signature,
         })
+    }
+
+    /// The message bytes.
+    pub fn bytes(&self) -> &[u8] {
+        self.bytes.as_ref()
     }
 
     /// Length of the serialized header.
@@ -244,6 +265,7 @@ impl<'a> Message<'a> {
     /// Verifies commitment and header, decrypts every segment, verifies the
     /// signature, and only then returns the plaintext.
     pub fn open(&self, data_key: &DataKey, ctx: &DecryptionContext) -> Result<Plaintext, Error> {
+        let bytes = self.bytes.as_ref();
         let header = &self.header;
         let suite = header.suite;
         let (key, commitment) = derive_keys(suite, data_key, &header.message_id)?;
@@ -251,7 +273,7 @@ impl<'a> Message<'a> {
             verify_commitment(&header.suite_data, &derived)?;
         }
 
-        let mut aad = self.bytes[..self.header_body_len].to_vec();
+        let mut aad = bytes[..self.header_body_len].to_vec();
         ctx.encryption_context
             .subset(ctx.required_keys.iter().map(String::as_str))
             .serialize_into(&mut aad)?;
@@ -290,18 +312,18 @@ impl<'a> Message<'a> {
             let len = seg.ciphertext.len();
             let aad = body_aad(&header.message_id, content, seg.sequence, len as u64);
             key.open_into(
-                seg.iv,
+                &bytes[seg.iv..seg.iv + IV_LEN],
                 &aad,
-                seg.ciphertext,
-                seg.tag,
+                &bytes[seg.ciphertext.clone()],
+                &bytes[seg.tag..seg.tag + TAG_LEN],
                 &mut plaintext[offset..offset + len],
                 fail,
             )?;
             offset += len;
         }
 
-        if let (Some(vk), Some(sig)) = (&ctx.verification_key, self.signature) {
-            vk.verify(&self.bytes[..self.signed_len], sig)?;
+        if let (Some(vk), Some(sig)) = (&ctx.verification_key, &self.signature) {
+            vk.verify(&bytes[..self.signed_len], &bytes[sig.clone()])?;
         }
         Ok(Plaintext::new(plaintext))
     }

@@ -2,11 +2,16 @@
 //!
 //! * [`raw_rsa`] and [`raw_aes`]: synchronous keyrings implementing the ESDK
 //!   engine's `Identity` (unwrap) and `Recipient` (wrap) traits.
-//! * [`pem`]: the PEM/DER shapes operators hand us.
+//! * [`remote`]: the async counterparts for keys used through AWS, and [`aws`]
+//!   their implementations (SSM private keys, KMS) with caches.
+//! * [`pem`] and [`cert`]: the PEM/DER/X.509 shapes operators hand us.
 
+pub mod aws;
+pub mod cert;
 pub mod pem;
 pub mod raw_aes;
 pub mod raw_rsa;
+pub mod remote;
 
 pub use raw_aes::RawAesKeyring;
 pub use raw_rsa::{RawRsaKeyring, RsaPadding};

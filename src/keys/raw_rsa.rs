@@ -93,6 +93,8 @@ pub struct RawRsaKeyring {
     bits: usize,
     decryptor: Option<Decryptor>,
     encryptor: Encryptor,
+    /// PKCS#1 v1.5 only: secret for implicit rejection (see `unwrap`).
+    rejection_secret: Option<Zeroizing<[u8; 32]>>,
 }
 
 impl fmt::Debug for RawRsaKeyring {
@@ -193,6 +195,14 @@ impl RawRsaKeyring {
             }
             _ => Decryptor::Oaep(OaepPrivateDecryptingKey::new(private).map_err(bad)?),
         };
+        let rejection_secret = match padding {
+            RsaPadding::Pkcs1 => {
+                let mut secret = Zeroizing::new([0u8; 32]);
+                aws_lc_rs::rand::fill(secret.as_mut()).map_err(|_| KeyError::Invalid("random source failed".into()))?;
+                Some(secret)
+            }
+            _ => None,
+        };
         Ok(RawRsaKeyring {
             provider_id: provider_id.into(),
             key_name: key_name.into(),
@@ -200,6 +210,7 @@ impl RawRsaKeyring {
             bits,
             decryptor: Some(decryptor),
             encryptor,
+            rejection_secret,
         })
     }
 
@@ -217,6 +228,7 @@ impl RawRsaKeyring {
             bits,
             decryptor: None,
             encryptor: encryptor(public, padding)?,
+            rejection_secret: None,
         })
     }
 
@@ -295,24 +307,40 @@ impl Identity for RawRsaKeyring {
                 "encrypted data key length does not match the RSA modulus".into(),
             ));
         }
+        let want = ctx.suite.data_key_len();
         let mut out = Zeroizing::new(vec![0u8; self.bits / 8]);
-        let plain = match decryptor {
+        match decryptor {
             Decryptor::Oaep(key) => {
-                let alg = self
-                    .padding
-                    .oaep()
-                    .ok_or_else(|| UnwrapError("padding mismatch".into()))?;
-                key.decrypt(alg, &edk.ciphertext, &mut out, None)
+                let alg = self.padding.oaep().ok_or_else(|| UnwrapError("padding mismatch".into()))?;
+                let plain = key
+                    .decrypt(alg, &edk.ciphertext, &mut out, None)
+                    .map_err(|_| UnwrapError("RSA decryption failed".into()))?;
+                if plain.len() != want {
+                    return Err(UnwrapError("unwrapped data key has the wrong length for the suite".into()));
+                }
+                Ok(Some(DataKey::new(plain.to_vec())))
             }
-            Decryptor::Pkcs1(key) => key.decrypt(&edk.ciphertext, &mut out),
+            Decryptor::Pkcs1(key) => {
+                // Implicit rejection (the Bleichenbacher countermeasure of RFC 8017
+                // and TLS): a bad padding yields a key derived from the ciphertext
+                // instead of an error, so failure surfaces later, at the header
+                // tag, exactly like a well-padded wrong key. No padding oracle.
+                let secret = self
+                    .rejection_secret
+                    .as_ref()
+                    .ok_or_else(|| UnwrapError("missing rejection secret".into()))?;
+                let tag = aws_lc_rs::hmac::sign(
+                    &aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, secret.as_ref()),
+                    &edk.ciphertext,
+                );
+                let fallback = &tag.as_ref()[..want];
+                let key_bytes = match key.decrypt(&edk.ciphertext, &mut out) {
+                    Ok(plain) if plain.len() == want => plain.to_vec(),
+                    _ => fallback.to_vec(),
+                };
+                Ok(Some(DataKey::new(key_bytes)))
+            }
         }
-        .map_err(|_| UnwrapError("RSA decryption failed".into()))?;
-        if plain.len() != ctx.suite.data_key_len() {
-            return Err(UnwrapError(
-                "unwrapped data key has the wrong length for the suite".into(),
-            ));
-        }
-        Ok(Some(DataKey::new(plain.to_vec())))
     }
 }
 

@@ -1,0 +1,692 @@
+//! The use case, in one place: open an input once, seal it for every consumer.
+//!
+//! ```text
+//! input ─► resolve targets (registry snapshot, authorization)
+//!       ─► parse (structure + limits, no keys)
+//!       ─► match source keys by EDK (lookup) ─► window, suite, context rules
+//!       ─► unwrap data key (CPU pool, or AWS) ─► open (tags, signature)
+//!       ─► per consumer, concurrently: active keys ─► materials ─► seal
+//! ```
+//!
+//! The plaintext lives in one zeroizing buffer shared by the consumer tasks and
+//! dropped when the last of them is done. Crypto runs on a bounded CPU pool,
+//! never on the async reactor. A consumer's failure is data in its result, not
+//! an error of the call (unless the caller asks for all-or-nothing).
+
+pub mod error;
+
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_util::future::join_all;
+use tokio::sync::Semaphore;
+
+pub use error::{BrokerError, Reason};
+
+use crate::clock::Clock;
+use crate::esdk::{
+    self, AlgorithmSuite, DataKey, EncryptedDataKey, EncryptionContext, EncryptionMaterials, KeyringContext,
+    Message, Plaintext,
+};
+use crate::registry::{
+    Candidate, Consumer, ConsumerWrap, ContextInputs, Registry, RegistryHandle, SourceMaterial,
+};
+use crate::telemetry::{ConsumerLabels, Metrics, SourceLabels, AUDIT_TARGET};
+
+/// The input ciphertext as the caller sent it.
+#[derive(Debug, Clone)]
+pub enum CiphertextInput {
+    Bytes(Vec<u8>),
+    Base64(String),
+}
+
+/// One re-encryption request, already decoded from the wire.
+#[derive(Debug, Clone)]
+pub struct ReencryptRequest {
+    pub ciphertext: CiphertextInput,
+    pub consumers: Vec<String>,
+    pub route: Option<String>,
+    pub source_key_hint: Option<String>,
+    pub expected_context: EncryptionContext,
+    pub all_or_nothing: bool,
+    /// Assigned by the edge when the caller sent none.
+    pub request_id: String,
+}
+
+/// Who is calling (from the client certificate when mTLS is on).
+#[derive(Debug, Clone, Default)]
+pub struct Caller {
+    pub identity: Option<String>,
+    pub peer: Option<String>,
+}
+
+/// An envelope for one consumer.
+#[derive(Debug, Clone)]
+pub struct Envelope {
+    pub ciphertext: Vec<u8>,
+    pub key_ids: Vec<String>,
+    pub suite: AlgorithmSuite,
+}
+
+#[derive(Debug, Clone)]
+pub struct ConsumerOutcome {
+    pub consumer: String,
+    pub result: Result<Envelope, BrokerError>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ReencryptResponse {
+    pub source_key_id: String,
+    pub message_id: String,
+    pub request_id: String,
+    pub results: Vec<ConsumerOutcome>,
+}
+
+/// Runs CPU-bound crypto on the blocking pool, at most `permits` at a time, so
+/// the reactor stays free and a burst cannot spawn unbounded threads. A task
+/// whose caller went away before it got a permit never runs.
+#[derive(Clone)]
+pub struct CpuPool {
+    permits: Arc<Semaphore>,
+}
+
+impl CpuPool {
+    pub fn new(threads: usize) -> Self {
+        CpuPool {
+            permits: Arc::new(Semaphore::new(threads.max(1))),
+        }
+    }
+
+    pub fn for_this_machine() -> Self {
+        Self::new(std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2))
+    }
+
+    pub async fn run<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> Result<T, BrokerError> {
+        let permit = self
+            .permits
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| BrokerError::internal("CPU pool closed"))?;
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            f()
+        })
+        .await
+        .map_err(|e| BrokerError::internal(format!("crypto task failed: {e}")))
+    }
+}
+
+/// The broker: registry, clock, CPU pool and metrics.
+pub struct Broker {
+    registry: Arc<RegistryHandle>,
+    clock: Arc<dyn Clock>,
+    metrics: Arc<Metrics>,
+    cpu: CpuPool,
+    unknown_key_events: AtomicU64,
+}
+
+const NO_ROUTE: &str = "-";
+
+impl Broker {
+    pub fn new(registry: Arc<RegistryHandle>, clock: Arc<dyn Clock>, metrics: Arc<Metrics>, cpu: CpuPool) -> Self {
+        Broker {
+            registry,
+            clock,
+            metrics,
+            cpu,
+            unknown_key_events: AtomicU64::new(0),
+        }
+    }
+
+    pub fn registry(&self) -> &Arc<RegistryHandle> {
+        &self.registry
+    }
+
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    /// The metrics label for a request's route: a configured name or `-`.
+    pub fn route_label(&self, route: Option<&str>) -> String {
+        match (route, self.registry.snapshot()) {
+            (Some(r), Some(reg)) if reg.routes.contains_key(r) => r.to_owned(),
+            (Some(_), _) => "unknown".into(),
+            (None, _) => NO_ROUTE.into(),
+        }
+    }
+
+    /// Re-encrypts one input for its consumers. Writes one audit event.
+    pub async fn reencrypt(&self, caller: &Caller, request: ReencryptRequest) -> Result<ReencryptResponse, BrokerError> {
+        let started = Instant::now();
+        let registry = self
+            .registry
+            .snapshot()
+            .ok_or_else(|| BrokerError::new(Reason::NotReady, "no registry is loaded yet"))?;
+        let mut audit = Audit::new(caller, &request);
+        let result = self.run(&registry, caller, request, &mut audit).await;
+        audit.finish(&result, started.elapsed());
+        if let Err(e) = &result {
+            self.note_security(caller, e);
+        }
+        result
+    }
+
+    /// Re-encrypts a batch; each item succeeds or fails on its own.
+    pub async fn reencrypt_batch(
+        &self,
+        caller: &Caller,
+        items: Vec<ReencryptRequest>,
+    ) -> Result<Vec<Result<ReencryptResponse, BrokerError>>, BrokerError> {
+        let registry = self
+            .registry
+            .snapshot()
+            .ok_or_else(|| BrokerError::new(Reason::NotReady, "no registry is loaded yet"))?;
+        if items.is_empty() {
+            return Err(BrokerError::new(Reason::NoDataSupplied, "the batch has no items"));
+        }
+        let max = registry.limits.max_batch_items;
+        if items.len() > max {
+            return Err(BrokerError::new(
+                Reason::BatchTooLarge,
+                format!("the batch has {} items; at most {max} are accepted", items.len()),
+            ));
+        }
+        drop(registry);
+        Ok(join_all(items.into_iter().map(|item| self.reencrypt(caller, item))).await)
+    }
+
+    async fn run(
+        &self,
+        registry: &Arc<Registry>,
+        caller: &Caller,
+        request: ReencryptRequest,
+        audit: &mut Audit,
+    ) -> Result<ReencryptResponse, BrokerError> {
+        let consumers = resolve_targets(registry, caller, &request.consumers, request.route.as_deref())?;
+        let bytes = decode_input(request.ciphertext, registry.limits.max_ciphertext_bytes)?;
+
+        let message = Message::parse(bytes, &registry.limits.message)?;
+        let message_id = hex::encode(&message.header.message_id);
+        audit.message_id = Some(message_id.clone());
+        audit.suite = Some(message.header.suite);
+        let dctx = message.decryption_context(Some(&request.expected_context))?;
+
+        let (source_id, data_key) = self
+            .unwrap_source(registry, &message, &dctx, request.source_key_hint.as_deref())
+            .await?;
+        audit.source_key = Some(source_id.clone());
+
+        let message = Arc::new(message);
+        let dctx = Arc::new(dctx);
+        let opened = {
+            let (message, dctx) = (message.clone(), dctx.clone());
+            self.cpu.run(move || message.open(&data_key, &dctx)).await?
+        };
+        let plaintext = match opened {
+            Ok(p) => Arc::new(p),
+            Err(e) => {
+                self.source_use(&source_id, "authentication_failed");
+                return Err(e.into());
+            }
+        };
+        self.source_use(&source_id, "ok");
+
+        let source_context = message.header.encryption_context.clone();
+        let now = self.clock.now();
+        let results = join_all(consumers.iter().map(|consumer| {
+            let inputs = ContextInputs {
+                consumer_id: &consumer.id,
+                source_key_id: &source_id,
+                request_id: &request.request_id,
+                source_message_id: &message_id,
+                source_context: &source_context,
+            };
+            let ec = consumer.output.build(&inputs);
+            self.seal_for(consumer.clone(), plaintext.clone(), ec, now)
+        }))
+        .await;
+        drop(plaintext);
+
+        let mut outcomes = Vec::with_capacity(results.len());
+        for (consumer, result) in consumers.iter().zip(results) {
+            self.metrics
+                .envelopes
+                .get_or_create(&ConsumerLabels {
+                    consumer: consumer.id.clone(),
+                    outcome: match &result {
+                        Ok(_) => "ok".into(),
+                        Err(e) => e.reason.as_str().into(),
+                    },
+                })
+                .inc();
+            outcomes.push(ConsumerOutcome {
+                consumer: consumer.id.clone(),
+                result,
+            });
+        }
+        audit.consumers = outcomes
+            .iter()
+            .map(|o| match &o.result {
+                Ok(env) => format!("{}[{}]", o.consumer, env.key_ids.join("+")),
+                Err(e) => format!("{}!{}", o.consumer, e.reason),
+            })
+            .collect();
+        if request.all_or_nothing {
+            if let Some(failed) = outcomes.iter().find(|o| o.result.is_err()) {
+                let err = failed.result.clone().err().unwrap_or_else(|| BrokerError::internal("unreachable"));
+                return Err(BrokerError {
+                    message: format!("consumer `{}`: {} (all_or_nothing is set)", failed.consumer, err.message),
+                    ..err
+                });
+            }
+        }
+        Ok(ReencryptResponse {
+            source_key_id: source_id,
+            message_id,
+            request_id: request.request_id,
+            results: outcomes,
+        })
+    }
+
+    fn source_use(&self, source: &str, outcome: &str) {
+        self.metrics
+            .source_uses
+            .get_or_create(&SourceLabels {
+                source: source.to_owned(),
+                outcome: outcome.to_owned(),
+            })
+            .inc();
+    }
+
+    /// Finds the source keys the EDKs point at and unwraps the data key with
+    /// the first that is active, allows the suite and context, and succeeds.
+    async fn unwrap_source(
+        &self,
+        registry: &Registry,
+        message: &Message<Vec<u8>>,
+        dctx: &esdk::DecryptionContext,
+        hint: Option<&str>,
+    ) -> Result<(String, DataKey), BrokerError> {
+        let header = &message.header;
+        let candidates = registry.sources.candidates(header, hint);
+        if candidates.is_empty() {
+            let edks: Vec<_> = header.encrypted_data_keys.iter().map(|e| e.summary()).collect();
+            let mut msg = format!(
+                "no configured source key matches the message's encrypted data keys: {}",
+                esdk::EdkSummary::list(&edks)
+            );
+            if let Some(h) = hint {
+                msg.push_str(&format!(" (with source key hint `{}`)", esdk::keyring::printable(h.as_bytes())));
+            }
+            return Err(BrokerError::new(Reason::SourceKeyNotConfigured, msg));
+        }
+        let now = self.clock.now();
+        let active: Vec<&Candidate> = candidates.iter().filter(|c| c.source.window.is_active(now)).collect();
+        if active.is_empty() {
+            let ids: Vec<&str> = candidates.iter().map(|c| c.source.id.as_str()).collect();
+            for id in &ids {
+                self.source_use(id, "expired");
+            }
+            return Err(BrokerError::new(
+                Reason::KeyExpired,
+                format!("source key `{}` is outside its validity window", ids.join("`, `")),
+            ));
+        }
+        let mut last: Option<BrokerError> = None;
+        for cand in active {
+            let source = &cand.source;
+            if let Err(e) = source.policy.check_suite(header.suite) {
+                self.source_use(&source.id, "suite_not_allowed");
+                last = Some(BrokerError::from(e).with_detail(format!("source `{}`", source.id)));
+                continue;
+            }
+            if let Some(key) = source.context_rules.violation(&dctx.encryption_context) {
+                self.source_use(&source.id, "context_mismatch");
+                last = Some(BrokerError::new(
+                    Reason::EncryptionContextMismatch,
+                    format!(
+                        "encryption context key `{}` does not satisfy the rules of source `{}`",
+                        esdk::keyring::printable(key.as_bytes()),
+                        source.id
+                    ),
+                ));
+                continue;
+            }
+            let edk = header.encrypted_data_keys[cand.edk_index].clone();
+            let result = match &source.material {
+                SourceMaterial::Local(keyring) => {
+                    let keyring = keyring.clone();
+                    let ec = dctx.encryption_context.clone();
+                    let suite = header.suite;
+                    self.cpu
+                        .run(move || {
+                            let ctx = KeyringContext {
+                                suite,
+                                encryption_context: &ec,
+                            };
+                            keyring.unwrap(&edk, &ctx)
+                        })
+                        .await?
+                        .map_err(|e| {
+                            BrokerError::new(Reason::AuthenticationFailed, error::AUTHENTICATION_MESSAGE)
+                                .with_detail(format!("source `{}`: {e}", source.id))
+                        })
+                        .and_then(|k| {
+                            k.ok_or_else(|| {
+                                BrokerError::new(Reason::AuthenticationFailed, error::AUTHENTICATION_MESSAGE)
+                                    .with_detail(format!("source `{}` declined the EDK", source.id))
+                            })
+                        })
+                }
+                SourceMaterial::Remote(remote) => {
+                    let ctx = KeyringContext {
+                        suite: header.suite,
+                        encryption_context: &dctx.encryption_context,
+                    };
+                    remote
+                        .unwrap(&edk, ctx)
+                        .await
+                        .map_err(|e| error::key_access_error(&source.id, e))
+                }
+            };
+            match result {
+                Ok(key) if key.len() == header.suite.data_key_len() => return Ok((source.id.clone(), key)),
+                Ok(_) => {
+                    last = Some(
+                        BrokerError::new(Reason::AuthenticationFailed, error::AUTHENTICATION_MESSAGE)
+                            .with_detail("data key of the wrong length"),
+                    )
+                }
+                Err(e) => {
+                    self.source_use(&source.id, &e.reason.as_str().to_ascii_lowercase());
+                    last = Some(e);
+                }
+            }
+        }
+        Err(last.unwrap_or_else(|| BrokerError::internal("no candidate tried")))
+    }
+
+    /// Seals the plaintext for one consumer under all its active keys.
+    async fn seal_for(
+        &self,
+        consumer: Arc<Consumer>,
+        plaintext: Arc<Plaintext>,
+        ec: EncryptionContext,
+        now: time::OffsetDateTime,
+    ) -> Result<Envelope, BrokerError> {
+        let keys: Vec<_> = consumer.active_keys(now).cloned().collect();
+        if keys.is_empty() {
+            return Err(BrokerError::new(
+                Reason::KeyExpired,
+                format!(
+                    "consumer `{}` has no active key (every key is expired or not yet valid)",
+                    consumer.id
+                ),
+            ));
+        }
+        let key_ids: Vec<String> = keys.iter().map(|k| k.id.clone()).collect();
+        let suite = consumer.suite;
+        let frame_length = consumer.frame_length;
+        let commitment = esdk::EncryptCommitment::for_suite(suite);
+        commitment.check_suite(suite)?;
+
+        let remote: Vec<_> = keys
+            .iter()
+            .filter_map(|k| match &k.wrap {
+                ConsumerWrap::Remote(r) => Some((k.id.clone(), r.clone())),
+                ConsumerWrap::Local(_) => None,
+            })
+            .collect();
+        let local: Vec<_> = keys
+            .iter()
+            .filter_map(|k| match &k.wrap {
+                ConsumerWrap::Local(r) => Some(r.clone()),
+                ConsumerWrap::Remote(_) => None,
+            })
+            .collect();
+
+        let materials = if remote.is_empty() {
+            None
+        } else {
+            // AWS-backed keys: the first KMS key generates the data key (as the
+            // ESDK's generator does), the others wrap it.
+            let draft = EncryptionMaterials::begin(suite, ec.clone())?;
+            let (first_id, first) = &remote[0];
+            let (data_key, first_edk) = first
+                .generate(suite, draft.encryption_context())
+                .await
+                .map_err(|e| error::key_access_error(first_id, e))?;
+            let mut m = draft.finish(data_key)?;
+            m.push_encrypted_data_key(first_edk);
+            for (id, r) in &remote[1..] {
+                let edk: EncryptedDataKey = r
+                    .wrap(m.data_key(), m.encryption_context())
+                    .await
+                    .map_err(|e| error::key_access_error(id, e))?;
+                m.push_encrypted_data_key(edk);
+            }
+            Some(m)
+        };
+
+        let ciphertext = self
+            .cpu
+            .run(move || -> Result<Vec<u8>, esdk::Error> {
+                let mut m = match materials {
+                    Some(m) => m,
+                    None => EncryptionMaterials::generate(suite, ec)?,
+                };
+                for r in &local {
+                    m.wrap_for(r.as_ref())?;
+                }
+                esdk::seal(plaintext.as_bytes(), &m, frame_length)
+            })
+            .await??;
+        Ok(Envelope {
+            ciphertext,
+            key_ids,
+            suite,
+        })
+    }
+
+    fn note_security(&self, caller: &Caller, e: &BrokerError) {
+        let kind = match e.reason {
+            Reason::AuthenticationFailed => "tampered_input",
+            Reason::SourceKeyNotConfigured => "unknown_key_id",
+            Reason::PermissionDenied | Reason::Unauthenticated => "denied_caller",
+            _ => return,
+        };
+        self.metrics.security_event(kind);
+        let identity = caller.identity.as_deref().unwrap_or("-");
+        if kind == "unknown_key_id" {
+            // A flood of unknown key ids is one event per 100, not 100 log lines.
+            let n = self.unknown_key_events.fetch_add(1, Ordering::Relaxed) + 1;
+            if n == 1 || n % 100 == 0 {
+                tracing::warn!(target: AUDIT_TARGET, event = "security", kind, count = n, caller = identity, detail = %e.message, "input for a key that is not configured");
+            }
+        } else {
+            tracing::warn!(target: AUDIT_TARGET, event = "security", kind, caller = identity, reason = %e.reason, detail = e.detail.as_deref().unwrap_or(&e.message), "security event");
+        }
+    }
+}
+
+/// Raw bytes, or base64 text (either field), bounded before and after decoding.
+fn decode_input(input: CiphertextInput, max: usize) -> Result<Vec<u8>, BrokerError> {
+    let too_big = |n: usize| {
+        BrokerError::new(
+            Reason::MaximumDataSizeExceeded,
+            format!("the ciphertext is {n} bytes; at most {max} are accepted"),
+        )
+    };
+    let bytes = match input {
+        CiphertextInput::Bytes(b) => {
+            if b.len() > max.saturating_mul(4) / 3 + 4 {
+                return Err(too_big(b.len()));
+            }
+            match crate::input::message_bytes(&b) {
+                Ok(std::borrow::Cow::Borrowed(_)) => b,
+                Ok(std::borrow::Cow::Owned(decoded)) => decoded,
+                Err(_) => {
+                    return Err(BrokerError::new(
+                        Reason::MalformedCiphertext,
+                        "the ciphertext is neither an ESDK message nor base64 text",
+                    ))
+                }
+            }
+        }
+        CiphertextInput::Base64(text) => {
+            if text.len() / 4 * 3 > max + 3 {
+                return Err(too_big(text.len() / 4 * 3));
+            }
+            crate::input::decode_base64(text.as_bytes()).map_err(|_| {
+                BrokerError::new(Reason::MalformedCiphertext, "`ciphertext_base64` is not valid base64")
+            })?
+        }
+    };
+    if bytes.is_empty() {
+        return Err(BrokerError::new(Reason::NoDataSupplied, "no ciphertext was supplied"));
+    }
+    if bytes.len() > max {
+        return Err(too_big(bytes.len()));
+    }
+    Ok(bytes)
+}
+
+/// Route and consumer ids → consumers, with authorization first (so a caller
+/// cannot probe which names exist), then existence, then the per-call limit.
+fn resolve_targets(
+    registry: &Registry,
+    caller: &Caller,
+    consumers: &[String],
+    route: Option<&str>,
+) -> Result<Vec<Arc<Consumer>>, BrokerError> {
+    if consumers.is_empty() && route.is_none() {
+        return Err(BrokerError::new(
+            Reason::NoTargets,
+            "name at least one consumer or a route",
+        ));
+    }
+    let callers = &registry.callers;
+    if callers.is_enforced() {
+        let identity = caller.identity.as_deref().ok_or_else(|| {
+            BrokerError::new(Reason::Unauthenticated, "a client certificate is required to call this broker")
+        })?;
+        if !callers.knows(identity) {
+            return Err(BrokerError::new(
+                Reason::PermissionDenied,
+                format!("caller `{}` is not registered", esdk::keyring::printable(identity.as_bytes())),
+            ));
+        }
+        if let Some(r) = route {
+            if !callers.may_use_route(identity, r) {
+                return Err(BrokerError::new(
+                    Reason::PermissionDenied,
+                    format!("caller `{identity}` may not use route `{}`", esdk::keyring::printable(r.as_bytes())),
+                ));
+            }
+        }
+        for c in consumers {
+            if !callers.may_target_consumer(identity, c) {
+                return Err(BrokerError::new(
+                    Reason::PermissionDenied,
+                    format!(
+                        "caller `{identity}` may not target consumer `{}`",
+                        esdk::keyring::printable(c.as_bytes())
+                    ),
+                ));
+            }
+        }
+    }
+    let mut ids: Vec<&str> = Vec::new();
+    if let Some(r) = route {
+        let members = registry.routes.get(r).ok_or_else(|| {
+            BrokerError::new(
+                Reason::UnknownRoute,
+                format!("route `{}` is not configured", esdk::keyring::printable(r.as_bytes())),
+            )
+        })?;
+        ids.extend(members.iter().map(String::as_str));
+    }
+    let unknown: Vec<String> = consumers
+        .iter()
+        .filter(|c| !registry.consumers.contains_key(c.as_str()))
+        .map(|c| esdk::keyring::printable(c.as_bytes()))
+        .collect();
+    if !unknown.is_empty() {
+        return Err(BrokerError::new(
+            Reason::UnknownConsumer,
+            format!("unknown consumer(s): `{}`", unknown.join("`, `")),
+        ));
+    }
+    ids.extend(consumers.iter().map(String::as_str));
+    let mut seen = BTreeSet::new();
+    ids.retain(|id| seen.insert(*id));
+    let max = registry.limits.max_consumers_per_call;
+    if ids.len() > max {
+        return Err(BrokerError::new(
+            Reason::TooManyConsumers,
+            format!("{} consumers requested; at most {max} per call", ids.len()),
+        ));
+    }
+    Ok(ids
+        .into_iter()
+        .filter_map(|id| registry.consumers.get(id).cloned())
+        .collect())
+}
+
+/// The audit record of one re-encryption: who, what, with which keys, how it went.
+struct Audit {
+    request_id: String,
+    caller: String,
+    route: String,
+    source_key: Option<String>,
+    message_id: Option<String>,
+    suite: Option<AlgorithmSuite>,
+    consumers: Vec<String>,
+}
+
+impl Audit {
+    fn new(caller: &Caller, request: &ReencryptRequest) -> Self {
+        Audit {
+            request_id: request.request_id.clone(),
+            caller: caller.identity.clone().unwrap_or_else(|| "-".into()),
+            route: request.route.clone().unwrap_or_else(|| NO_ROUTE.into()),
+            source_key: None,
+            message_id: None,
+            suite: None,
+            consumers: Vec::new(),
+        }
+    }
+
+    fn finish(&self, result: &Result<ReencryptResponse, BrokerError>, elapsed: Duration) {
+        let (outcome, reason, detail) = match result {
+            Ok(r) if r.results.iter().all(|o| o.result.is_ok()) => ("ok", "", None),
+            Ok(_) => ("partial", "", None),
+            Err(e) => ("error", e.reason.as_str(), e.detail.as_deref().or(Some(e.message.as_str()))),
+        };
+        tracing::info!(
+            target: AUDIT_TARGET,
+            event = "reencrypt",
+            request_id = %self.request_id,
+            caller = %self.caller,
+            route = %esdk::keyring::printable(self.route.as_bytes()),
+            source_key = self.source_key.as_deref().unwrap_or("-"),
+            message_id = self.message_id.as_deref().unwrap_or("-"),
+            suite = %self.suite.map(|s| s.to_string()).unwrap_or_else(|| "-".into()),
+            consumers = %self.consumers.join(","),
+            outcome,
+            reason,
+            detail = detail.unwrap_or(""),
+            duration_ms = elapsed.as_secs_f64() * 1000.0,
+            "re-encryption"
+        );
+    }
+}
+
+impl From<tokio::task::JoinError> for BrokerError {
+    fn from(e: tokio::task::JoinError) -> Self {
+        BrokerError::internal(format!("task failed: {e}"))
+    }
+}

@@ -1,0 +1,58 @@
+//! X.509 certificates as consumer keys: the RSA public key inside, and the
+//! validity period that bounds its use.
+
+use aws_lc_rs::rsa::PublicEncryptingKey;
+use time::OffsetDateTime;
+use x509_parser::oid_registry::OID_PKCS1_RSAENCRYPTION;
+use x509_parser::prelude::{FromDer, X509Certificate};
+
+use super::{pem, raw_rsa, KeyError};
+use crate::registry::CertificateInfo;
+
+/// Parses the first `CERTIFICATE` in `pem_text`; it must carry an RSA key.
+pub fn rsa_certificate(pem_text: &[u8]) -> Result<(PublicEncryptingKey, CertificateInfo), KeyError> {
+    let blocks = pem::parse_all(pem_text)?;
+    let block = blocks
+        .iter()
+        .find(|b| b.label == "CERTIFICATE")
+        .ok_or(KeyError::Pem("no `CERTIFICATE` block"))?;
+    let (_, cert) = X509Certificate::from_der(&block.der)
+        .map_err(|e| KeyError::Invalid(format!("not a valid X.509 certificate: {e}")))?;
+    let spki = cert.public_key();
+    if spki.algorithm.algorithm != OID_PKCS1_RSAENCRYPTION {
+        return Err(KeyError::Invalid(format!(
+            "certificate key is not RSA (algorithm {})",
+            spki.algorithm.algorithm
+        )));
+    }
+    let key = raw_rsa::parse_public_key_der(spki.raw)?;
+    let info = CertificateInfo {
+        subject: cert.subject().to_string(),
+        not_before: cert.validity().not_before.to_datetime(),
+        not_after: cert.validity().not_after.to_datetime(),
+    };
+    Ok((key, info))
+}
+
+
+/// A self-signed certificate for an RSA key (development keys, demos, tests).
+pub fn self_signed_rsa(
+    private_pem: &str,
+    common_name: &str,
+    not_before: OffsetDateTime,
+    not_after: OffsetDateTime,
+) -> Result<String, KeyError> {
+    let key = rcgen::KeyPair::from_pem_and_sign_algo(private_pem, &rcgen::PKCS_RSA_SHA256)
+        .map_err(|e| KeyError::Invalid(format!("RSA key unusable for a certificate: {e}")))?;
+    let mut params = rcgen::CertificateParams::new(vec![common_name.to_owned()])
+        .map_err(|e| KeyError::Invalid(format!("certificate parameters: {e}")))?;
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, common_name);
+    params.not_before = not_before;
+    params.not_after = not_after;
+    let cert = params
+        .self_signed(&key)
+        .map_err(|e| KeyError::Invalid(format!("certificate signing: {e}")))?;
+    Ok(cert.pem())
+}

@@ -1,0 +1,200 @@
+//! The self-test behind `reseal validate`, start-up and every reload: one row
+//! per key, OK / WARN / FAIL with the reason.
+//!
+//! A *blocking* failure (material that cannot work at all) refuses the
+//! registry; a non-blocking one (an expired certificate, AWS unreachable right
+//! now) is reported but does not stop the others from being served.
+
+use std::fmt;
+
+use time::OffsetDateTime;
+
+use super::{ConsumerWrap, Registry, SourceMaterial, WindowStatus};
+use crate::esdk::{self, AlgorithmSuite, DecryptPolicy, EncryptionContext, EncryptionMaterials, IdentitySet};
+use crate::keys::remote::KeyAccessError;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+pub enum CheckStatus {
+    Ok,
+    Warn,
+    Fail,
+}
+
+impl fmt::Display for CheckStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            CheckStatus::Ok => "OK",
+            CheckStatus::Warn => "WARN",
+            CheckStatus::Fail => "FAIL",
+        })
+    }
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Check {
+    /// `sources.<id>` or `consumers.<id>.keys.<key>`.
+    pub entry: String,
+    pub status: CheckStatus,
+    pub detail: String,
+    /// A blocking failure refuses the whole registry.
+    pub blocking: bool,
+}
+
+impl Check {
+    fn new(entry: String, status: CheckStatus, detail: impl Into<String>) -> Self {
+        Check {
+            entry,
+            status,
+            detail: detail.into(),
+            blocking: false,
+        }
+    }
+
+    fn blocking(mut self) -> Self {
+        self.blocking = true;
+        self
+    }
+}
+
+const TEST_DATA: &[u8] = b"reseal self-test";
+
+fn test_context() -> EncryptionContext {
+    [("reseal-self-test", "1")].into_iter().collect()
+}
+
+fn days(d: time::Duration) -> i64 {
+    d.whole_days()
+}
+
+fn remote_failure(entry: String, e: KeyAccessError) -> Check {
+    let blocking = matches!(e, KeyAccessError::Invalid(_));
+    let c = Check::new(entry, CheckStatus::Fail, e.to_string());
+    if blocking {
+        c.blocking()
+    } else {
+        c
+    }
+}
+
+/// Runs every check. AWS-backed keys are exercised through AWS.
+pub async fn self_test(registry: &Registry, now: OffsetDateTime) -> Vec<Check> {
+    let mut rows = Vec::new();
+    for source in registry.sources.iter() {
+        let entry = format!("sources.{}", source.id);
+        let window_note = match source.window.status(now) {
+            WindowStatus::Active => None,
+            WindowStatus::NotYetValid => Some((CheckStatus::Ok, "not yet valid (starts later)".to_string())),
+            WindowStatus::Expired => Some((CheckStatus::Warn, "past `decrypt_until`: no longer used".to_string())),
+        };
+        let row = match &source.material {
+            SourceMaterial::Local(keyring) => {
+                let result = (|| -> Result<(), esdk::Error> {
+                    let mut m = EncryptionMaterials::generate(AlgorithmSuite::Aes256GcmHkdfSha512CommitKey, test_context())?;
+                    m.wrap_for(keyring.as_ref())?;
+                    let ct = esdk::seal(TEST_DATA, &m, 4096)?;
+                    let mut ids = IdentitySet::new();
+                    ids.insert(keyring.clone());
+                    let out = esdk::decrypt(&ct, &ids, &DecryptPolicy::default(), None)?;
+                    if out.plaintext.as_bytes() != TEST_DATA {
+                        return Err(esdk::Error::Crypto("round trip mismatch"));
+                    }
+                    Ok(())
+                })();
+                match result {
+                    Ok(()) => Check::new(entry, CheckStatus::Ok, "encrypt/decrypt round trip ok"),
+                    Err(e) => Check::new(entry, CheckStatus::Fail, format!("round trip failed: {e}")).blocking(),
+                }
+            }
+            SourceMaterial::Remote(remote) => match remote.self_test().await {
+                Ok(detail) => Check::new(entry, CheckStatus::Ok, detail),
+                Err(e) => remote_failure(entry, e),
+            },
+        };
+        rows.push(match window_note {
+            Some((status, note)) if row.status == CheckStatus::Ok => Check {
+                status: status.max(row.status),
+                detail: format!("{}; {note}", row.detail),
+                ..row
+            },
+            _ => row,
+        });
+    }
+
+    for consumer in registry.consumers.values() {
+        let mut active = 0;
+        for key in &consumer.keys {
+            let entry = format!("consumers.{}.keys.{}", consumer.id, key.id);
+            let what = if key.certificate.is_some() { "certificate" } else { "key window" };
+            let (mut status, mut notes) = match key.window.status(now) {
+                WindowStatus::Expired => (
+                    CheckStatus::Fail,
+                    vec![format!(
+                        "{what} ended {}; the key is not used",
+                        key.window.not_after.map(|t| t.date().to_string()).unwrap_or_default()
+                    )],
+                ),
+                WindowStatus::NotYetValid => (
+                    CheckStatus::Ok,
+                    vec![format!(
+                        "starts {}",
+                        key.window.not_before.map(|t| t.date().to_string()).unwrap_or_default()
+                    )],
+                ),
+                WindowStatus::Active => {
+                    active += 1;
+                    match key.window.not_after {
+                        Some(end) if end - now < consumer.expiry_warning => (
+                            CheckStatus::Warn,
+                            vec![format!("{what} expires in {} days ({})", days(end - now), end.date())],
+                        ),
+                        _ => (CheckStatus::Ok, vec![]),
+                    }
+                }
+            };
+            let mut blocking = false;
+            match &key.wrap {
+                ConsumerWrap::Local(recipient) => {
+                    let sealed = EncryptionMaterials::generate(consumer.suite, test_context())
+                        .and_then(|mut m| {
+                            m.wrap_for(recipient.as_ref())?;
+                            esdk::seal(TEST_DATA, &m, consumer.frame_length)
+                        });
+                    match sealed {
+                        Ok(_) => notes.insert(0, format!("wraps for {}", recipient.label())),
+                        Err(e) => {
+                            status = CheckStatus::Fail;
+                            blocking = true;
+                            notes.insert(0, format!("cannot wrap: {e}"));
+                        }
+                    }
+                }
+                ConsumerWrap::Remote(remote) => match remote.self_test().await {
+                    Ok(detail) => notes.insert(0, detail),
+                    Err(e) => {
+                        let row = remote_failure(entry.clone(), e);
+                        status = CheckStatus::Fail;
+                        blocking |= row.blocking;
+                        notes.insert(0, row.detail);
+                    }
+                },
+            }
+            if let Some(cert) = &key.certificate {
+                notes.push(format!("subject {}", cert.subject));
+            }
+            rows.push(Check {
+                entry,
+                status,
+                detail: notes.join("; "),
+                blocking,
+            });
+        }
+        if active == 0 {
+            rows.push(Check::new(
+                format!("consumers.{}", consumer.id),
+                CheckStatus::Fail,
+                "no key is active now: requests for this consumer fail with KEY_EXPIRED",
+            ));
+        }
+    }
+    rows
+}

@@ -1,0 +1,415 @@
+//! The consumer registry: configuration model, validation, self-test and hot reload.
+//!
+//! A [`Registry`] is an immutable, fully validated snapshot: every local key is
+//! parsed, every reference resolved, every consumer and route known. Requests
+//! take one snapshot (an `Arc`) and keep it to the end, so a reload never
+//! changes a request in flight.
+
+mod build;
+mod check;
+mod devkeys;
+pub mod model;
+mod reload;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use time::OffsetDateTime;
+
+use crate::esdk::{self, AlgorithmSuite, DecryptPolicy, EncryptionContext, Header, KeyIndex, Keyring, Recipient};
+use crate::keys::remote::{RemoteRecipient, RemoteSource};
+pub use build::{load, load_str, parse_file, LoadError, LoadOptions, Loaded, DEFAULT_CONSUMER_SUITE};
+pub use check::{self_test, Check, CheckStatus};
+pub use devkeys::generate_missing_dev_keys;
+pub use model::{ConfigFile, ConsumerKeyKind, ContextField, SourceKind};
+pub use reload::{ConfigSource, RegistryHandle, ReloadOutcome};
+
+/// When a key may be used. Open ends are unbounded.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Window {
+    pub not_before: Option<OffsetDateTime>,
+    pub not_after: Option<OffsetDateTime>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WindowStatus {
+    Active,
+    NotYetValid,
+    Expired,
+}
+
+impl Window {
+    pub fn status(&self, now: OffsetDateTime) -> WindowStatus {
+        if self.not_before.is_some_and(|t| now < t) {
+            WindowStatus::NotYetValid
+        } else if self.not_after.is_some_and(|t| now > t) {
+            WindowStatus::Expired
+        } else {
+            WindowStatus::Active
+        }
+    }
+
+    pub fn is_active(&self, now: OffsetDateTime) -> bool {
+        self.status(now) == WindowStatus::Active
+    }
+
+    /// The tighter of two windows.
+    pub fn intersect(self, other: Window) -> Window {
+        let max = |a: Option<OffsetDateTime>, b: Option<OffsetDateTime>| match (a, b) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        };
+        let min = |a: Option<OffsetDateTime>, b: Option<OffsetDateTime>| match (a, b) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        Window {
+            not_before: max(self.not_before, other.not_before),
+            not_after: min(self.not_after, other.not_after),
+        }
+    }
+}
+
+/// Request limits, swapped with the registry on reload.
+#[derive(Debug, Clone)]
+pub struct BrokerLimits {
+    pub max_ciphertext_bytes: usize,
+    pub max_consumers_per_call: usize,
+    pub max_batch_items: usize,
+    /// Message-format limits applied to every input.
+    pub message: esdk::Limits,
+}
+
+/// How a source key holds its private material.
+#[derive(Clone)]
+pub enum SourceMaterial {
+    /// Parsed at load (inline, `file:`, `env:`); unwrapping is pure CPU.
+    Local(Arc<dyn Keyring>),
+    /// Fetched or used through AWS (SSM, KMS) behind caches.
+    Remote(Arc<dyn RemoteSource>),
+}
+
+/// Constraints on an input's encryption context.
+#[derive(Debug, Clone, Default)]
+pub struct ContextRules {
+    pub require: BTreeMap<String, String>,
+    pub allow: BTreeMap<String, Vec<String>>,
+}
+
+impl ContextRules {
+    /// The first rule the context breaks, as the key it concerns.
+    pub fn violation(&self, ec: &EncryptionContext) -> Option<String> {
+        for (k, v) in &self.require {
+            if ec.get(k) != Some(v.as_str()) {
+                return Some(k.clone());
+            }
+        }
+        for (k, allowed) in &self.allow {
+            match ec.get(k) {
+                Some(v) if allowed.iter().any(|a| a == v) => {}
+                _ => return Some(k.clone()),
+            }
+        }
+        None
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.require.is_empty() && self.allow.is_empty()
+    }
+}
+
+/// A configured key that opens inputs.
+pub struct SourceKey {
+    pub id: String,
+    pub kind: SourceKind,
+    pub provider_id: String,
+    /// The EDK key name it answers to (None for discovery rules).
+    pub key_name: Option<String>,
+    pub material: SourceMaterial,
+    pub window: Window,
+    pub policy: DecryptPolicy,
+    pub context_rules: ContextRules,
+}
+
+impl fmt::Debug for SourceKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SourceKey")
+            .field("id", &self.id)
+            .field("kind", &self.kind)
+            .field("provider_id", &self.provider_id)
+            .field("key_name", &self.key_name)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Source keys indexed for lookup by the EDKs of a message.
+#[derive(Default)]
+pub struct SourceSet {
+    exact: KeyIndex<Arc<SourceKey>>,
+    /// Rules that answer for any key name of a provider (KMS/SSM discovery).
+    discovery: BTreeMap<String, Vec<Arc<SourceKey>>>,
+    by_id: BTreeMap<String, Arc<SourceKey>>,
+}
+
+/// A source key a message's EDK points at.
+#[derive(Clone)]
+pub struct Candidate {
+    pub source: Arc<SourceKey>,
+    pub edk_index: usize,
+}
+
+impl SourceSet {
+    pub fn insert(&mut self, key: SourceKey) {
+        let key = Arc::new(key);
+        match (&key.key_name, &key.material) {
+            (Some(name), SourceMaterial::Local(identity)) => {
+                self.exact
+                    .insert(&key.provider_id, name.as_bytes(), identity.layout(), key.clone());
+            }
+            (Some(name), SourceMaterial::Remote(remote)) => {
+                for name in remote.key_names().unwrap_or_else(|| vec![name.clone()]) {
+                    self.exact
+                        .insert(&key.provider_id, name.as_bytes(), esdk::KeyNameLayout::Whole, key.clone());
+                }
+            }
+            (None, SourceMaterial::Remote(remote)) => match remote.key_names() {
+                Some(names) => {
+                    for name in names {
+                        self.exact
+                            .insert(&key.provider_id, name.as_bytes(), esdk::KeyNameLayout::Whole, key.clone());
+                    }
+                }
+                None => self.discovery.entry(key.provider_id.clone()).or_default().push(key.clone()),
+            },
+            (None, SourceMaterial::Local(_)) => {}
+        }
+        self.by_id.insert(key.id.clone(), key);
+    }
+
+    pub fn get(&self, id: &str) -> Option<&Arc<SourceKey>> {
+        self.by_id.get(id)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Arc<SourceKey>> {
+        self.by_id.values()
+    }
+
+    pub fn len(&self) -> usize {
+        self.by_id.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_id.is_empty()
+    }
+
+    /// Every (source, EDK) pair the header addresses, in EDK order: exact
+    /// matches first, then discovery rules for the EDK's provider. The hint,
+    /// when given, keeps only sources whose id or key name equals it.
+    pub fn candidates(&self, header: &Header, hint: Option<&str>) -> Vec<Candidate> {
+        let mut out = Vec::new();
+        for (edk_index, edk) in header.encrypted_data_keys.iter().enumerate() {
+            let exact = self.exact.lookup(edk).iter();
+            let discovered = self
+                .discovery
+                .get(&edk.provider_id)
+                .into_iter()
+                .flatten()
+                .filter(|s| matches!(&s.material, SourceMaterial::Remote(r) if r.answers_for(&edk.provider_info)));
+            for source in exact.chain(discovered) {
+                let hinted = hint.is_none_or(|h| {
+                    source.id == h || source.key_name.as_deref() == Some(h) || edk.provider_info == h.as_bytes()
+                });
+                if hinted {
+                    out.push(Candidate {
+                        source: source.clone(),
+                        edk_index,
+                    });
+                }
+            }
+        }
+        out
+    }
+}
+
+/// How a consumer key wraps data keys.
+#[derive(Clone)]
+pub enum ConsumerWrap {
+    Local(Arc<dyn Recipient>),
+    Remote(Arc<dyn RemoteRecipient>),
+}
+
+/// Summary of an X.509 certificate a consumer key came from.
+#[derive(Debug, Clone)]
+pub struct CertificateInfo {
+    pub subject: String,
+    pub not_before: OffsetDateTime,
+    pub not_after: OffsetDateTime,
+}
+
+/// One of a consumer's keys.
+#[derive(Clone)]
+pub struct ConsumerKey {
+    pub id: String,
+    pub kind: ConsumerKeyKind,
+    pub wrap: ConsumerWrap,
+    /// The key's own window intersected with its certificate's validity.
+    pub window: Window,
+    pub certificate: Option<CertificateInfo>,
+}
+
+/// Which input context keys an envelope copies.
+#[derive(Debug, Clone, Default)]
+pub enum Propagate {
+    #[default]
+    None,
+    All,
+    Keys(Vec<String>),
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct OutputContext {
+    pub fixed: EncryptionContext,
+    pub add: Vec<ContextField>,
+    pub propagate: Propagate,
+}
+
+/// Values available when an envelope's context is built.
+pub struct ContextInputs<'a> {
+    pub consumer_id: &'a str,
+    pub source_key_id: &'a str,
+    pub request_id: &'a str,
+    pub source_message_id: &'a str,
+    pub source_context: &'a EncryptionContext,
+}
+
+impl OutputContext {
+    pub fn build(&self, inputs: &ContextInputs<'_>) -> EncryptionContext {
+        let mut ec = EncryptionContext::new();
+        match &self.propagate {
+            Propagate::None => {}
+            Propagate::All => {
+                for (k, v) in inputs.source_context.iter() {
+                    if !k.starts_with(esdk::context::RESERVED_PREFIX) {
+                        ec.insert(k, v);
+                    }
+                }
+            }
+            Propagate::Keys(keys) => {
+                for k in keys {
+                    if let Some(v) = inputs.source_context.get(k) {
+                        ec.insert(k.as_str(), v);
+                    }
+                }
+            }
+        }
+        for (k, v) in self.fixed.iter() {
+            ec.insert(k, v);
+        }
+        for field in &self.add {
+            let v = match field {
+                ContextField::ConsumerId => inputs.consumer_id,
+                ContextField::SourceKeyId => inputs.source_key_id,
+                ContextField::RequestId => inputs.request_id,
+                ContextField::SourceMessageId => inputs.source_message_id,
+            };
+            ec.insert(field.key(), v);
+        }
+        ec
+    }
+}
+
+/// A destination.
+pub struct Consumer {
+    pub id: String,
+    pub keys: Vec<ConsumerKey>,
+    pub suite: AlgorithmSuite,
+    pub frame_length: u32,
+    pub output: OutputContext,
+    pub expiry_warning: Duration,
+}
+
+impl fmt::Debug for Consumer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Consumer")
+            .field("id", &self.id)
+            .field("keys", &self.keys.iter().map(|k| &k.id).collect::<Vec<_>>())
+            .field("suite", &self.suite)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Consumer {
+    /// Keys usable at `now`, in configuration order.
+    pub fn active_keys(&self, now: OffsetDateTime) -> impl Iterator<Item = &ConsumerKey> {
+        self.keys.iter().filter(move |k| k.window.is_active(now))
+    }
+}
+
+/// Caller authorization (empty: no caller restrictions).
+#[derive(Debug, Clone, Default)]
+pub struct Callers {
+    pub entries: Vec<CallerRule>,
+}
+
+#[derive(Debug, Clone)]
+pub struct CallerRule {
+    pub name: String,
+    pub identities: Vec<String>,
+    pub routes: Vec<String>,
+    pub consumers: Vec<String>,
+}
+
+impl Callers {
+    pub fn is_enforced(&self) -> bool {
+        !self.entries.is_empty()
+    }
+
+    fn rules_for<'a>(&'a self, identity: &'a str) -> impl Iterator<Item = &'a CallerRule> + 'a {
+        self.entries
+            .iter()
+            .filter(move |r| r.identities.iter().any(|i| i == identity))
+    }
+
+    /// Whether `identity` is a known caller at all.
+    pub fn knows(&self, identity: &str) -> bool {
+        self.rules_for(identity).next().is_some()
+    }
+
+    pub fn may_use_route(&self, identity: &str, route: &str) -> bool {
+        self.rules_for(identity)
+            .any(|r| r.routes.iter().any(|x| x == "*" || x == route))
+    }
+
+    pub fn may_target_consumer(&self, identity: &str, consumer: &str) -> bool {
+        self.rules_for(identity)
+            .any(|r| r.consumers.iter().any(|x| x == "*" || x == consumer))
+    }
+}
+
+/// A validated, immutable registry snapshot.
+pub struct Registry {
+    /// Where it came from (file path, or "embedded default").
+    pub origin: String,
+    /// SHA-256 of the file content, to tell versions apart in logs and metrics.
+    pub digest: String,
+    pub loaded_at: OffsetDateTime,
+    pub sources: SourceSet,
+    pub consumers: BTreeMap<String, Arc<Consumer>>,
+    pub routes: BTreeMap<String, Vec<String>>,
+    pub callers: Callers,
+    pub limits: BrokerLimits,
+}
+
+impl fmt::Debug for Registry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Registry")
+            .field("origin", &self.origin)
+            .field("digest", &self.digest)
+            .field("sources", &self.sources.len())
+            .field("consumers", &self.consumers.len())
+            .field("routes", &self.routes.len())
+            .finish_non_exhaustive()
+    }
+}

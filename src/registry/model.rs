@@ -1,0 +1,522 @@
+//! The configuration file as written by people: serde types, unknown fields rejected.
+//!
+//! These types only describe shape. Meaning (which fields each key type needs,
+//! key material, dates, references between entries) is checked when they are
+//! compiled into a [`Registry`](super::Registry), where every error names the
+//! file, the entry and the field.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer};
+use time::OffsetDateTime;
+use zeroize::Zeroizing;
+
+use crate::keys::RsaPadding;
+
+/// The whole file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConfigFile {
+    /// Listener and process settings (read at start; a reload does not change them).
+    pub server: ServerSpec,
+    /// Request limits (reloadable).
+    pub limits: LimitsSpec,
+    /// Settings that only make sense on a developer machine.
+    pub development: DevelopmentSpec,
+    /// AWS clients (region, endpoint, timeouts, caches).
+    pub aws: AwsSpec,
+    /// Keys that open inputs, by id.
+    pub sources: BTreeMap<String, SourceSpec>,
+    /// Destinations, by id.
+    pub consumers: BTreeMap<String, ConsumerSpec>,
+    /// Named sets of consumers.
+    pub routes: BTreeMap<String, Vec<String>>,
+    /// Who may call, and for what. Empty: every authenticated caller may target everything.
+    pub callers: BTreeMap<String, CallerSpec>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerSpec {
+    /// gRPC listen address.
+    pub listen: String,
+    /// HTTP listen address for `/metrics`, `/healthz`, `/readyz`.
+    pub admin_listen: String,
+    /// TLS for the gRPC listener; plaintext gRPC when absent.
+    pub tls: Option<TlsSpec>,
+    /// Largest gRPC request accepted, in bytes (checked before decoding).
+    pub max_request_bytes: usize,
+    /// Requests processed at once; beyond it calls are shed with RESOURCE_EXHAUSTED.
+    pub max_concurrent_requests: usize,
+    /// Upper bound on one request's processing time (client deadlines are honoured too).
+    #[serde(with = "humantime_serde")]
+    pub request_timeout: Duration,
+    /// How often the config file is checked for changes (0 disables polling; SIGHUP still works).
+    #[serde(with = "humantime_serde")]
+    pub reload_interval: Duration,
+    /// How long a shutdown waits for in-flight requests.
+    #[serde(with = "humantime_serde")]
+    pub shutdown_grace: Duration,
+    /// Log format: `json` (default) or `text`.
+    pub log_format: String,
+}
+
+impl Default for ServerSpec {
+    fn default() -> Self {
+        ServerSpec {
+            listen: "127.0.0.1:50051".into(),
+            admin_listen: "127.0.0.1:9090".into(),
+            tls: None,
+            max_request_bytes: 4 * 1024 * 1024,
+            max_concurrent_requests: 256,
+            request_timeout: Duration::from_secs(10),
+            reload_interval: Duration::from_secs(2),
+            shutdown_grace: Duration::from_secs(20),
+            log_format: "json".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct TlsSpec {
+    pub cert_file: PathBuf,
+    pub key_file: PathBuf,
+    /// CA bundle for client certificates; setting it turns on mutual TLS.
+    #[serde(default)]
+    pub client_ca_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsSpec {
+    /// Largest input ciphertext in bytes after base64 decoding. The default is
+    /// well above Genesys Cloud's 32,000-character input ceiling.
+    pub max_ciphertext_bytes: usize,
+    pub max_encrypted_data_keys: usize,
+    pub max_header_bytes: usize,
+    pub max_encryption_context_bytes: usize,
+    pub max_frames: usize,
+    pub max_consumers_per_call: usize,
+    pub max_batch_items: usize,
+}
+
+impl Default for LimitsSpec {
+    fn default() -> Self {
+        LimitsSpec {
+            max_ciphertext_bytes: 256 * 1024,
+            max_encrypted_data_keys: 16,
+            max_header_bytes: 64 * 1024,
+            max_encryption_context_bytes: 16 * 1024,
+            max_frames: 4096,
+            max_consumers_per_call: 64,
+            max_batch_items: 100,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DevelopmentSpec {
+    /// Create missing `file:` keys under this folder on start (never in production).
+    pub generate_missing_keys_in: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AwsSpec {
+    /// Region; otherwise the standard chain (AWS_REGION, profile, IMDS).
+    pub region: Option<String>,
+    /// Endpoint override (also honoured from AWS_ENDPOINT_URL) for a local stand-in.
+    pub endpoint_url: Option<String>,
+    /// Per-attempt timeout of an AWS call.
+    #[serde(with = "humantime_serde")]
+    pub attempt_timeout: Duration,
+    /// Total time budget of one AWS operation, retries included.
+    #[serde(with = "humantime_serde")]
+    pub operation_timeout: Duration,
+    /// Attempts per operation (1 = no retry).
+    pub max_attempts: u32,
+    /// First backoff; doubles each retry, with full jitter.
+    #[serde(with = "humantime_serde")]
+    pub initial_backoff: Duration,
+    #[serde(with = "humantime_serde")]
+    pub max_backoff: Duration,
+    /// AWS calls in flight at once, per service.
+    pub max_concurrent_calls: usize,
+    pub key_cache: KeyCacheSpec,
+    pub data_key_cache: DataKeyCacheSpec,
+    pub consumer_data_key_cache: ConsumerCacheSpec,
+    pub discovery: DiscoveryLimitsSpec,
+}
+
+impl Default for AwsSpec {
+    fn default() -> Self {
+        AwsSpec {
+            region: None,
+            endpoint_url: None,
+            attempt_timeout: Duration::from_secs(2),
+            operation_timeout: Duration::from_secs(6),
+            max_attempts: 4,
+            initial_backoff: Duration::from_millis(50),
+            max_backoff: Duration::from_secs(1),
+            max_concurrent_calls: 32,
+            key_cache: KeyCacheSpec::default(),
+            data_key_cache: DataKeyCacheSpec::default(),
+            consumer_data_key_cache: ConsumerCacheSpec::default(),
+            discovery: DiscoveryLimitsSpec::default(),
+        }
+    }
+}
+
+/// Key material fetched from AWS (SSM private keys).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KeyCacheSpec {
+    /// Refresh after this age (in the background; the cached key keeps serving).
+    #[serde(with = "humantime_serde")]
+    pub refresh_after: Duration,
+    /// Keep serving the last good key this long when AWS cannot be reached.
+    #[serde(with = "humantime_serde")]
+    pub stale_if_error: Duration,
+    pub max_entries: u64,
+}
+
+impl Default for KeyCacheSpec {
+    fn default() -> Self {
+        KeyCacheSpec {
+            refresh_after: Duration::from_secs(300),
+            stale_if_error: Duration::from_secs(24 * 3600),
+            max_entries: 1000,
+        }
+    }
+}
+
+/// Source side: unwrapped data keys by EDK bytes, so a repeated EDK costs no KMS call.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DataKeyCacheSpec {
+    pub max_entries: u64,
+    #[serde(with = "humantime_serde")]
+    pub max_age: Duration,
+}
+
+impl Default for DataKeyCacheSpec {
+    fn default() -> Self {
+        DataKeyCacheSpec {
+            max_entries: 10_000,
+            max_age: Duration::from_secs(300),
+        }
+    }
+}
+
+/// Consumer side: ESDK caching-CMM limits for KMS consumers.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConsumerCacheSpec {
+    pub enabled: bool,
+    #[serde(with = "humantime_serde")]
+    pub max_age: Duration,
+    pub max_messages: u64,
+    pub max_bytes: u64,
+    pub max_entries: u64,
+}
+
+impl Default for ConsumerCacheSpec {
+    fn default() -> Self {
+        ConsumerCacheSpec {
+            enabled: true,
+            max_age: Duration::from_secs(60),
+            max_messages: 1000,
+            max_bytes: 64 * 1024 * 1024,
+            max_entries: 1000,
+        }
+    }
+}
+
+/// Guards for key discovery (unknown key ids would otherwise each cost an SSM call).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DiscoveryLimitsSpec {
+    /// How long a key id that SSM does not have is remembered as absent.
+    #[serde(with = "humantime_serde")]
+    pub negative_ttl: Duration,
+    /// SSM lookups of new key ids allowed per second (token bucket), across all sources.
+    pub lookups_per_second: f64,
+    pub burst: u32,
+}
+
+impl Default for DiscoveryLimitsSpec {
+    fn default() -> Self {
+        DiscoveryLimitsSpec {
+            negative_ttl: Duration::from_secs(60),
+            lookups_per_second: 2.0,
+            burst: 5,
+        }
+    }
+}
+
+/// Source key types.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum SourceKind {
+    /// RSA private key (Amazon Connect): PEM inline, `file:`, `env:` or `ssm:`.
+    RawRsa,
+    /// AES-GCM wrapping key.
+    RawAes,
+    /// AWS KMS symmetric key(s), by ARN or alias (strict mode).
+    AwsKms,
+    /// AWS KMS discovery: any key ARN within the partition and account filter.
+    AwsKmsDiscovery,
+    /// RSA private keys found in SSM by key id (Amazon Connect key discovery).
+    SsmDiscovery,
+}
+
+impl SourceKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SourceKind::RawRsa => "raw-rsa",
+            SourceKind::RawAes => "raw-aes",
+            SourceKind::AwsKms => "aws-kms",
+            SourceKind::AwsKmsDiscovery => "aws-kms-discovery",
+            SourceKind::SsmDiscovery => "ssm-discovery",
+        }
+    }
+}
+
+/// A source key entry. One flat shape for all types, so that a misplaced field
+/// gets a precise "not used by type X" error instead of a vague parse failure.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceSpec {
+    #[serde(rename = "type")]
+    pub kind: SourceKind,
+    pub description: Option<String>,
+    /// EDK provider id. raw-rsa defaults to `AmazonConnect`.
+    pub provider_id: Option<String>,
+    /// EDK key name (Amazon Connect: the key id).
+    pub key_name: Option<String>,
+    /// raw-rsa padding; defaults to `oaep-sha512` (Amazon Connect's).
+    pub padding: Option<RsaPadding>,
+    /// raw-rsa private key reference.
+    pub private_key: Option<KeyRef>,
+    /// raw-aes key reference (base64 of 16, 24 or 32 bytes).
+    pub key: Option<KeyRef>,
+    /// aws-kms: key ARNs or aliases.
+    pub key_ids: Option<Vec<String>>,
+    /// aws-kms-discovery filter.
+    pub discovery_filter: Option<DiscoveryFilterSpec>,
+    /// aws-kms / aws-kms-discovery: region for multi-Region keys and discovery.
+    pub region: Option<String>,
+    /// ssm-discovery: key names this rule answers for (`uuid` or a regex).
+    pub key_name_pattern: Option<String>,
+    /// ssm-discovery: parameter path template, e.g. `/amazon-connect/encryption/{key_id}/private-key`.
+    pub parameter_template: Option<String>,
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub not_before: Option<OffsetDateTime>,
+    /// End of a retired key's grace period (e.g. Genesys Cloud's 31 days).
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub decrypt_until: Option<OffsetDateTime>,
+    #[serde(default)]
+    pub encryption_context: ContextRulesSpec,
+    /// Suites accepted from this source (hex ids). Default: every suite with a KDF.
+    pub allowed_suites: Option<Vec<String>>,
+    /// Accept only key-committing suites from this source.
+    #[serde(default)]
+    pub require_commitment: bool,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct DiscoveryFilterSpec {
+    pub partition: String,
+    pub account_ids: Vec<String>,
+}
+
+/// Constraints on an input's encryption context.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ContextRulesSpec {
+    /// Keys that must be present with exactly this value.
+    pub require: BTreeMap<String, String>,
+    /// Keys that must be present with one of these values
+    /// (e.g. `genesys-cloud-organization-id: [org-a, org-b]`).
+    pub allow: BTreeMap<String, Vec<String>>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsumerSpec {
+    pub description: Option<String>,
+    /// The consumer's keys; every active one gets an EDK in the envelope.
+    pub keys: BTreeMap<String, ConsumerKeySpec>,
+    /// Envelope suite (hex). Default `0x0478`: committed, unsigned.
+    pub suite: Option<String>,
+    /// Envelope frame length. Default 4096.
+    pub frame_length: Option<u32>,
+    #[serde(default)]
+    pub encryption_context: OutputContextSpec,
+    /// Warn this long before a key or certificate stops being usable. Default 30 days.
+    #[serde(default, with = "humantime_serde::option")]
+    pub expiry_warning: Option<Duration>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum ConsumerKeyKind {
+    /// RSA public key PEM.
+    RsaPublic,
+    /// X.509 certificate PEM; its validity period bounds the key's use.
+    X509,
+    /// AES-GCM key shared with the consumer.
+    RawAes,
+    /// The consumer's AWS KMS symmetric key.
+    AwsKms,
+}
+
+impl ConsumerKeyKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConsumerKeyKind::RsaPublic => "rsa-public",
+            ConsumerKeyKind::X509 => "x509",
+            ConsumerKeyKind::RawAes => "raw-aes",
+            ConsumerKeyKind::AwsKms => "aws-kms",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsumerKeySpec {
+    #[serde(rename = "type")]
+    pub kind: ConsumerKeyKind,
+    pub public_key: Option<KeyRef>,
+    pub certificate: Option<KeyRef>,
+    pub key: Option<KeyRef>,
+    /// aws-kms: key ARN (or alias ARN).
+    pub key_id: Option<String>,
+    /// RSA padding; default `oaep-sha256`.
+    pub padding: Option<RsaPadding>,
+    /// EDK provider id the consumer's keyring expects; default `reseal`.
+    pub provider_id: Option<String>,
+    /// EDK key name the consumer's keyring expects; default: this key's id.
+    pub key_name: Option<String>,
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub not_before: Option<OffsetDateTime>,
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub not_after: Option<OffsetDateTime>,
+}
+
+/// What goes into each envelope's encryption context.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OutputContextSpec {
+    /// Fixed pairs.
+    #[serde(rename = "static")]
+    pub fixed: BTreeMap<String, String>,
+    /// Pairs filled per request.
+    pub add: Vec<ContextField>,
+    /// Keys copied from the input's encryption context (`*` for all).
+    pub propagate: Vec<String>,
+}
+
+/// Per-request values an envelope's encryption context can carry.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, PartialOrd, Ord)]
+#[serde(rename_all = "snake_case")]
+pub enum ContextField {
+    ConsumerId,
+    SourceKeyId,
+    RequestId,
+    SourceMessageId,
+}
+
+impl ContextField {
+    /// The encryption-context key the field is written under.
+    pub fn key(self) -> &'static str {
+        match self {
+            ContextField::ConsumerId => "reseal-consumer-id",
+            ContextField::SourceKeyId => "reseal-source-key-id",
+            ContextField::RequestId => "reseal-request-id",
+            ContextField::SourceMessageId => "reseal-source-message-id",
+        }
+    }
+}
+
+/// An authorized caller.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CallerSpec {
+    /// Identities (SPIFFE/URI SAN, DNS SAN, or subject CN) this entry covers.
+    pub identities: Vec<String>,
+    /// Routes the caller may use (`*` for any).
+    #[serde(default)]
+    pub routes: Vec<String>,
+    /// Consumers the caller may target directly (`*` for any).
+    #[serde(default)]
+    pub consumers: Vec<String>,
+}
+
+/// Where key material comes from. Inline material never appears in logs or errors.
+#[derive(Clone)]
+pub enum KeyRef {
+    /// PEM text in the config itself.
+    Inline(Zeroizing<String>),
+    /// `file:PATH`, relative to the config file's folder.
+    File(PathBuf),
+    /// `env:VAR`.
+    Env(String),
+    /// `ssm:/parameter/name` (SecureString, decrypted on read).
+    Ssm(String),
+}
+
+impl KeyRef {
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let t = text.trim();
+        if let Some(p) = t.strip_prefix("file:") {
+            return Ok(KeyRef::File(PathBuf::from(p)));
+        }
+        if let Some(v) = t.strip_prefix("env:") {
+            return Ok(KeyRef::Env(v.to_owned()));
+        }
+        if let Some(p) = t.strip_prefix("ssm:") {
+            if !p.starts_with('/') && !p.starts_with("arn:") {
+                return Err("ssm: parameter names must start with `/` (or be an ARN)".into());
+            }
+            return Ok(KeyRef::Ssm(p.to_owned()));
+        }
+        if let Some(v) = t.strip_prefix("base64:") {
+            return Ok(KeyRef::Inline(Zeroizing::new(v.to_owned())));
+        }
+        if t.starts_with("-----BEGIN") {
+            return Ok(KeyRef::Inline(Zeroizing::new(t.to_owned())));
+        }
+        Err("expected `file:PATH`, `env:VAR`, `ssm:/NAME`, `base64:...` or inline PEM".into())
+    }
+}
+
+impl fmt::Debug for KeyRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+impl fmt::Display for KeyRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            KeyRef::Inline(_) => f.write_str("inline material"),
+            KeyRef::File(p) => write!(f, "file:{}", p.display()),
+            KeyRef::Env(v) => write!(f, "env:{v}"),
+            KeyRef::Ssm(p) => write!(f, "ssm:{p}"),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for KeyRef {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = Zeroizing::new(String::deserialize(d)?);
+        KeyRef::parse(&text).map_err(serde::de::Error::custom)
+    }
+}
