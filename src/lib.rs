@@ -10,6 +10,7 @@
 //! * [`vectors`]: the ESDK test-vector runner.
 //! * [`cli`]: the `reseal` command line, a thin caller of the rest.
 
+pub mod app;
 pub mod broker;
 pub mod cli;
 pub mod clock;

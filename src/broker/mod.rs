@@ -174,11 +174,12 @@ impl Broker {
         result
     }
 
-    /// Re-encrypts a batch; each item succeeds or fails on its own.
+    /// Re-encrypts a batch; each item succeeds or fails on its own. Items that
+    /// could not even be decoded arrive as errors and stay in place.
     pub async fn reencrypt_batch(
         &self,
         caller: &Caller,
-        items: Vec<ReencryptRequest>,
+        items: Vec<Result<ReencryptRequest, BrokerError>>,
     ) -> Result<Vec<Result<ReencryptResponse, BrokerError>>, BrokerError> {
         let registry = self
             .registry
@@ -195,7 +196,13 @@ impl Broker {
             ));
         }
         drop(registry);
-        Ok(join_all(items.into_iter().map(|item| self.reencrypt(caller, item))).await)
+        Ok(join_all(items.into_iter().map(|item| async move {
+            match item {
+                Ok(request) => self.reencrypt(caller, request).await,
+                Err(e) => Err(e),
+            }
+        }))
+        .await)
     }
 
     async fn run(

@@ -1,6 +1,10 @@
 //! Command-line interface: one subcommand per job, each a thin caller of the library.
 
+mod demo;
 mod inspect;
+mod keygen;
+mod serve;
+mod validate;
 mod vectors;
 
 use std::process::ExitCode;
@@ -20,6 +24,16 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Show the whole flow on throwaway keys: an Amazon Connect-shaped input
+    /// re-encrypted over gRPC for three consumers, each envelope opened again.
+    Demo(demo::Args),
+    /// Run the broker (gRPC, health, metrics) until SIGTERM.
+    Serve(serve::Args),
+    /// Check a configuration: load it, exercise every key, report OK/WARN/FAIL per key.
+    Validate(validate::Args),
+    /// Create development keys.
+    #[command(subcommand)]
+    Keygen(keygen::Command),
     /// Print a message's header as JSON (no keys needed). FILE may be `-` for stdin.
     Inspect(inspect::Args),
     /// Run ESDK test-vector manifests.
@@ -30,6 +44,10 @@ enum Command {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Demo(args) => demo::run(args),
+        Command::Serve(args) => serve::run(args),
+        Command::Validate(args) => validate::run(args),
+        Command::Keygen(cmd) => keygen::run(cmd),
         Command::Inspect(args) => inspect::run(args),
         Command::Vectors(cmd) => vectors::run(cmd),
     };

@@ -184,6 +184,11 @@ pub trait Recipient: Send + Sync {
     /// A stable label for logs and errors (e.g. `provider/key-name`).
     fn label(&self) -> String;
 
+    /// A longer description for operators (algorithm, size, label).
+    fn describe(&self) -> String {
+        self.label()
+    }
+
     fn wrap(
         &self,
         data_key: &DataKey,

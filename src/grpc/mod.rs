@@ -1,3 +1,10 @@
-//! gRPC edge: a thin layer that maps requests to the broker and errors to statuses.
+//! gRPC edge: a thin layer that decodes requests, calls the broker, and maps
+//! domain errors to statuses in exactly one place.
 
 pub mod proto;
+pub mod server;
+pub mod service;
+pub mod status;
+pub mod tls;
+
+pub use server::{serve, Listeners, ServeError};

@@ -122,6 +122,10 @@ impl Recipient for RawAesKeyring {
         format!("{}/{}", self.provider_id, self.key_name)
     }
 
+    fn describe(&self) -> String {
+        format!("AES-{}-GCM as {}", self.bits, self.label())
+    }
+
     fn wrap(
         &self,
         data_key: &DataKey,

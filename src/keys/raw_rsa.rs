@@ -349,6 +349,10 @@ impl Recipient for RawRsaKeyring {
         format!("{}/{}", self.provider_id, self.key_name)
     }
 
+    fn describe(&self) -> String {
+        format!("RSA-{} {} as {}", self.bits, self.padding.as_str(), self.label())
+    }
+
     fn wrap(
         &self,
         data_key: &DataKey,

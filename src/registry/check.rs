@@ -101,7 +101,7 @@ pub async fn self_test(registry: &Registry, now: OffsetDateTime) -> Vec<Check> {
                     Ok(())
                 })();
                 match result {
-                    Ok(()) => Check::new(entry, CheckStatus::Ok, "encrypt/decrypt round trip ok"),
+                    Ok(()) => Check::new(entry, CheckStatus::Ok, format!("{}: round trip ok", keyring.describe())),
                     Err(e) => Check::new(entry, CheckStatus::Fail, format!("round trip failed: {e}")).blocking(),
                 }
             }
@@ -160,7 +160,7 @@ pub async fn self_test(registry: &Registry, now: OffsetDateTime) -> Vec<Check> {
                             esdk::seal(TEST_DATA, &m, consumer.frame_length)
                         });
                     match sealed {
-                        Ok(_) => notes.insert(0, format!("wraps for {}", recipient.label())),
+                        Ok(_) => notes.insert(0, format!("{}: wraps ok", recipient.describe())),
                         Err(e) => {
                             status = CheckStatus::Fail;
                             blocking = true;

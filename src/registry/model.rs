@@ -43,6 +43,8 @@ pub struct ConfigFile {
 pub struct ServerSpec {
     /// gRPC listen address.
     pub listen: String,
+    /// Plaintext gRPC health-check address for probes (works when the main port requires mTLS).
+    pub health_listen: String,
     /// HTTP listen address for `/metrics`, `/healthz`, `/readyz`.
     pub admin_listen: String,
     /// TLS for the gRPC listener; plaintext gRPC when absent.
@@ -68,6 +70,7 @@ impl Default for ServerSpec {
     fn default() -> Self {
         ServerSpec {
             listen: "127.0.0.1:50051".into(),
+            health_listen: "127.0.0.1:50052".into(),
             admin_listen: "127.0.0.1:9090".into(),
             tls: None,
             max_request_bytes: 4 * 1024 * 1024,

@@ -4,11 +4,17 @@ use std::sync::Arc;
 
 use crate::keys::remote::{RemoteRecipient, RemoteSource};
 use crate::keys::RsaPadding;
-use crate::registry::model::SourceSpec;
+use crate::registry::model::{AwsSpec, SourceSpec};
+use crate::telemetry::Metrics;
 use crate::registry::SourceMaterial;
 
 /// Factory and shared state (clients, caches, limiters) for AWS-backed keys.
-pub struct AwsKeys {}
+pub struct AwsKeys {
+    #[allow(dead_code)]
+    spec: AwsSpec,
+    #[allow(dead_code)]
+    metrics: Arc<Metrics>,
+}
 
 /// A compiled AWS source entry.
 pub struct RemoteSourceBuilt {
@@ -18,6 +24,10 @@ pub struct RemoteSourceBuilt {
 }
 
 impl AwsKeys {
+    pub fn new(spec: AwsSpec, metrics: Arc<Metrics>) -> Self {
+        AwsKeys { spec, metrics }
+    }
+
     pub fn ssm_private_key(
         &self,
         _param: &str,

@@ -1,0 +1,211 @@
+//! The composition root: config → registry → broker → servers. Used by
+//! `reseal serve`, `reseal demo` and the end-to-end tests, so all three run the
+//! very same wiring.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::broker::{Broker, CpuPool};
+use crate::clock::{Clock, SystemClock};
+use crate::grpc::{serve, Listeners, ServeError};
+use crate::keys::aws::AwsKeys;
+use crate::registry::model::{AwsSpec, ConfigFile, ServerSpec};
+use crate::registry::{self, ConfigSource, LoadOptions, RegistryHandle, ReloadOutcome};
+use crate::telemetry::Metrics;
+
+/// The default configuration, compiled in for runs outside a checkout.
+pub const EMBEDDED_CONFIG: &str = include_str!("../config/reseal.yaml");
+
+/// Picks the configuration: an explicit path, else `config/reseal.yaml` if it
+/// exists, else the embedded default (keys then live under `./dev-keys`).
+pub fn config_source(explicit: Option<&Path>) -> ConfigSource {
+    match explicit {
+        Some(p) => ConfigSource::File(p.to_owned()),
+        None => {
+            let default = PathBuf::from("config/reseal.yaml");
+            if default.exists() {
+                ConfigSource::File(default)
+            } else {
+                ConfigSource::Embedded {
+                    name: "embedded default config".into(),
+                    text: EMBEDDED_CONFIG.into(),
+                    base_dir: std::env::current_dir().unwrap_or_default().join("config"),
+                }
+            }
+        }
+    }
+}
+
+/// Errors that stop the process from starting.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("{0}")]
+    Config(String),
+    #[error("cannot bind {what} {addr}: {source}")]
+    Bind {
+        what: &'static str,
+        addr: String,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Serve(#[from] ServeError),
+}
+
+/// Reads the text and base folder of a config source.
+pub fn read_source(source: &ConfigSource) -> Result<(String, String, PathBuf), StartError> {
+    match source {
+        ConfigSource::File(p) => {
+            let text =
+                std::fs::read_to_string(p).map_err(|e| StartError::Config(format!("cannot read {}: {e}", p.display())))?;
+            Ok((
+                text,
+                p.display().to_string(),
+                p.parent().map(Path::to_owned).unwrap_or_else(|| PathBuf::from(".")),
+            ))
+        }
+        ConfigSource::Embedded { name, text, base_dir } => Ok((text.clone(), name.clone(), base_dir.clone())),
+    }
+}
+
+/// The non-reloadable parts of a config, plus dev-key creation when asked for.
+pub fn prepare(source: &ConfigSource) -> Result<(ConfigFile, PathBuf), StartError> {
+    let (text, origin, base) = read_source(source)?;
+    let file = registry::parse_file(&text, &origin, true).map_err(|e| StartError::Config(e.to_string()))?;
+    if let Some(dir) = &file.development.generate_missing_keys_in {
+        let created =
+            registry::generate_missing_dev_keys(&file, &base, dir).map_err(|e| StartError::Config(format!("dev keys: {e}")))?;
+        for path in created {
+            tracing::warn!(path = %path.display(), "created a DEVELOPMENT key (never use it in production)");
+        }
+    }
+    Ok((file, base))
+}
+
+/// A running broker.
+pub struct Running {
+    pub grpc_addr: SocketAddr,
+    pub health_addr: SocketAddr,
+    pub admin_addr: SocketAddr,
+    pub registry: Arc<RegistryHandle>,
+    pub broker: Arc<Broker>,
+    shutdown: watch::Sender<bool>,
+    task: JoinHandle<Result<(), ServeError>>,
+}
+
+impl Running {
+    /// Starts draining and waits for the servers to stop.
+    pub async fn stop(self) -> Result<(), ServeError> {
+        let _ = self.shutdown.send(true);
+        self.task.await.unwrap_or(Ok(()))
+    }
+
+    pub fn shutdown_sender(&self) -> watch::Sender<bool> {
+        self.shutdown.clone()
+    }
+
+    pub async fn wait(self) -> Result<(), ServeError> {
+        self.task.await.unwrap_or(Ok(()))
+    }
+}
+
+/// Options that tests and the demo override.
+pub struct StartOptions {
+    pub clock: Arc<dyn Clock>,
+    /// Replace the configured listen addresses (e.g. `127.0.0.1:0`).
+    pub listen_override: Option<(String, String, String)>,
+    pub metrics: Arc<Metrics>,
+}
+
+impl Default for StartOptions {
+    fn default() -> Self {
+        StartOptions {
+            clock: Arc::new(SystemClock),
+            listen_override: None,
+            metrics: Arc::new(Metrics::new()),
+        }
+    }
+}
+
+/// Builds the AWS key factory when the configuration needs one.
+pub fn aws_keys(spec: &AwsSpec, metrics: &Arc<Metrics>) -> Option<Arc<AwsKeys>> {
+    Some(Arc::new(AwsKeys::new(spec.clone(), metrics.clone())))
+}
+
+/// Loads the registry (failing fast on a broken file), binds, and serves.
+pub async fn start(source: ConfigSource, options: StartOptions) -> Result<Running, StartError> {
+    let (file, _base) = prepare(&source)?;
+    let server: ServerSpec = file.server;
+    let metrics = options.metrics.clone();
+    let load_options = LoadOptions {
+        env_overrides: true,
+        aws: aws_keys(&file.aws, &metrics),
+    };
+    let registry = Arc::new(RegistryHandle::new(source, load_options, options.clock.clone(), metrics.clone()));
+    match registry.reload(true).await {
+        ReloadOutcome::Applied { .. } | ReloadOutcome::Unchanged => {}
+        ReloadOutcome::Rejected { problems } => return Err(StartError::Config(problems.join("\n"))),
+    }
+    let (shutdown, shutdown_rx) = watch::channel(false);
+    registry.spawn_watcher(server.reload_interval, shutdown_rx.clone());
+
+    let (grpc, health, admin) = options
+        .listen_override
+        .unwrap_or_else(|| (server.listen.clone(), server.health_listen.clone(), server.admin_listen.clone()));
+    let bind = |what: &'static str, addr: String| async move {
+        tokio::net::TcpListener::bind(&addr)
+            .await
+            .map_err(|source| StartError::Bind { what, addr, source })
+    };
+    let listeners = Listeners {
+        grpc: bind("gRPC", grpc).await?,
+        health: bind("health", health).await?,
+        admin: bind("admin", admin).await?,
+    };
+    let (grpc_addr, health_addr, admin_addr) = listeners.addrs().map_err(|e| StartError::Bind {
+        what: "listener",
+        addr: "?".into(),
+        source: e,
+    })?;
+    let broker = Arc::new(Broker::new(
+        registry.clone(),
+        options.clock.clone(),
+        metrics,
+        CpuPool::for_this_machine(),
+    ));
+    let task = {
+        let broker = broker.clone();
+        tokio::spawn(async move { serve(broker, &server, listeners, shutdown_rx).await })
+    };
+    Ok(Running {
+        grpc_addr,
+        health_addr,
+        admin_addr,
+        registry,
+        broker,
+        shutdown,
+        task,
+    })
+}
+
+/// Resolves when SIGTERM or Ctrl-C arrives.
+pub async fn termination() {
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => return std::future::pending().await,
+        };
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
