@@ -59,25 +59,32 @@ pub enum StartError {
 pub fn read_source(source: &ConfigSource) -> Result<(String, String, PathBuf), StartError> {
     match source {
         ConfigSource::File(p) => {
-            let text =
-                std::fs::read_to_string(p).map_err(|e| StartError::Config(format!("cannot read {}: {e}", p.display())))?;
+            let text = std::fs::read_to_string(p)
+                .map_err(|e| StartError::Config(format!("cannot read {}: {e}", p.display())))?;
             Ok((
                 text,
                 p.display().to_string(),
-                p.parent().map(Path::to_owned).unwrap_or_else(|| PathBuf::from(".")),
+                p.parent()
+                    .map(Path::to_owned)
+                    .unwrap_or_else(|| PathBuf::from(".")),
             ))
         }
-        ConfigSource::Embedded { name, text, base_dir } => Ok((text.clone(), name.clone(), base_dir.clone())),
+        ConfigSource::Embedded {
+            name,
+            text,
+            base_dir,
+        } => Ok((text.clone(), name.clone(), base_dir.clone())),
     }
 }
 
 /// The non-reloadable parts of a config, plus dev-key creation when asked for.
 pub fn prepare(source: &ConfigSource) -> Result<(ConfigFile, PathBuf), StartError> {
     let (text, origin, base) = read_source(source)?;
-    let file = registry::parse_file(&text, &origin, true).map_err(|e| StartError::Config(e.to_string()))?;
+    let file = registry::parse_file(&text, &origin, true)
+        .map_err(|e| StartError::Config(e.to_string()))?;
     if let Some(dir) = &file.development.generate_missing_keys_in {
-        let created =
-            registry::generate_missing_dev_keys(&file, &base, dir).map_err(|e| StartError::Config(format!("dev keys: {e}")))?;
+        let created = registry::generate_missing_dev_keys(&file, &base, dir)
+            .map_err(|e| StartError::Config(format!("dev keys: {e}")))?;
         for path in created {
             tracing::warn!(path = %path.display(), "created a DEVELOPMENT key (never use it in production)");
         }
@@ -144,17 +151,28 @@ pub async fn start(source: ConfigSource, options: StartOptions) -> Result<Runnin
         env_overrides: true,
         aws: aws_keys(&file.aws, &metrics),
     };
-    let registry = Arc::new(RegistryHandle::new(source, load_options, options.clock.clone(), metrics.clone()));
+    let registry = Arc::new(RegistryHandle::new(
+        source,
+        load_options,
+        options.clock.clone(),
+        metrics.clone(),
+    ));
     match registry.reload(true).await {
         ReloadOutcome::Applied { .. } | ReloadOutcome::Unchanged => {}
-        ReloadOutcome::Rejected { problems } => return Err(StartError::Config(problems.join("\n"))),
+        ReloadOutcome::Rejected { problems } => {
+            return Err(StartError::Config(problems.join("\n")))
+        }
     }
     let (shutdown, shutdown_rx) = watch::channel(false);
     registry.spawn_watcher(server.reload_interval, shutdown_rx.clone());
 
-    let (grpc, health, admin) = options
-        .listen_override
-        .unwrap_or_else(|| (server.listen.clone(), server.health_listen.clone(), server.admin_listen.clone()));
+    let (grpc, health, admin) = options.listen_override.unwrap_or_else(|| {
+        (
+            server.listen.clone(),
+            server.health_listen.clone(),
+            server.admin_listen.clone(),
+        )
+    });
     let bind = |what: &'static str, addr: String| async move {
         tokio::net::TcpListener::bind(&addr)
             .await
@@ -195,10 +213,11 @@ pub async fn start(source: ConfigSource, options: StartOptions) -> Result<Runnin
 pub async fn termination() {
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => return std::future::pending().await,
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => return std::future::pending().await,
+            };
         tokio::select! {
             _ = term.recv() => {}
             _ = tokio::signal::ctrl_c() => {}

@@ -24,7 +24,8 @@ pub const AUDIT_TARGET: &str = "reseal::audit";
 /// Installs the global subscriber. `RUST_LOG` overrides `default_filter`.
 /// Safe to call more than once (later calls are ignored).
 pub fn init_logging(format: &str, default_filter: &str) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
     let registry = tracing_subscriber::registry().with(filter);
     let result = if format == "text" {
         registry
@@ -151,22 +152,46 @@ impl Metrics {
             shed: Counter::default(),
             security_events: Family::default(),
         };
-        r.register("requests", "gRPC requests by method, route and outcome", m.requests.clone());
+        r.register(
+            "requests",
+            "gRPC requests by method, route and outcome",
+            m.requests.clone(),
+        );
         r.register(
             "request_duration_seconds",
             "gRPC request latency by method, route and outcome",
             m.request_seconds.clone(),
         );
-        r.register("source_key_uses", "Inputs opened (or refused) per source key", m.source_uses.clone());
-        r.register("consumer_envelopes", "Envelopes produced (or failed) per consumer", m.envelopes.clone());
-        r.register("aws_calls", "AWS API calls by service, operation and outcome", m.aws_calls.clone());
+        r.register(
+            "source_key_uses",
+            "Inputs opened (or refused) per source key",
+            m.source_uses.clone(),
+        );
+        r.register(
+            "consumer_envelopes",
+            "Envelopes produced (or failed) per consumer",
+            m.envelopes.clone(),
+        );
+        r.register(
+            "aws_calls",
+            "AWS API calls by service, operation and outcome",
+            m.aws_calls.clone(),
+        );
         r.register(
             "aws_call_duration_seconds",
             "AWS API call latency (all attempts) by service and operation",
             m.aws_call_seconds.clone(),
         );
-        r.register("cache_lookups", "Cache lookups by cache and result (hit, miss, stale)", m.cache.clone());
-        r.register("registry_reloads", "Registry reloads by outcome (ok, failed)", m.registry_reloads.clone());
+        r.register(
+            "cache_lookups",
+            "Cache lookups by cache and result (hit, miss, stale)",
+            m.cache.clone(),
+        );
+        r.register(
+            "registry_reloads",
+            "Registry reloads by outcome (ok, failed)",
+            m.registry_reloads.clone(),
+        );
         r.register(
             "registry_last_success_timestamp_seconds",
             "Unix time of the last successful registry load",
@@ -177,8 +202,16 @@ impl Metrics {
             "Days until a consumer certificate or key window ends (negative: ended)",
             m.key_expiry_days.clone(),
         );
-        r.register("requests_in_flight", "Requests being processed", m.in_flight.clone());
-        r.register("requests_shed", "Requests refused because the concurrency limit was reached", m.shed.clone());
+        r.register(
+            "requests_in_flight",
+            "Requests being processed",
+            m.in_flight.clone(),
+        );
+        r.register(
+            "requests_shed",
+            "Requests refused because the concurrency limit was reached",
+            m.shed.clone(),
+        );
         r.register(
             "security_events",
             "Security-relevant events (tampered input, unknown key floods, denied callers)",
@@ -207,7 +240,9 @@ impl Metrics {
 
     pub fn security_event(&self, kind: &str) {
         self.security_events
-            .get_or_create(&SecurityLabels { kind: kind.to_owned() })
+            .get_or_create(&SecurityLabels {
+                kind: kind.to_owned(),
+            })
             .inc();
     }
 
@@ -222,7 +257,12 @@ impl Metrics {
                         .get_or_create(&ExpiryLabels {
                             consumer: consumer.id.clone(),
                             key: key.id.clone(),
-                            kind: if key.certificate.is_some() { "certificate" } else { "key_window" }.into(),
+                            kind: if key.certificate.is_some() {
+                                "certificate"
+                            } else {
+                                "key_window"
+                            }
+                            .into(),
                         })
                         .set(days);
                 }

@@ -12,7 +12,10 @@ fn python() -> Option<PathBuf> {
     match std::env::var_os("RESEAL_PYTHON") {
         Some(p) => Some(PathBuf::from(p)),
         None => {
-            assert!(std::env::var_os("CI").is_none(), "RESEAL_PYTHON must be set in CI");
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "RESEAL_PYTHON must be set in CI"
+            );
             eprintln!("SKIPPING: RESEAL_PYTHON not set");
             None
         }
@@ -27,7 +30,10 @@ fn run(cmd: &mut Command) -> String {
     let out = cmd.output().expect("spawn");
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{cmd:?} failed\nstdout:\n{stdout}\nstderr:\n{stderr}");
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed\nstdout:\n{stdout}\nstderr:\n{stderr}"
+    );
     stdout
 }
 
@@ -64,7 +70,10 @@ fn reference_esdk_opens_what_reseal_writes() {
         .unwrap()
         .keys()
         .any(|k| k.starts_with("0378-connect")));
-    let stdout = run(Command::new(&py).arg(script()).arg("check").arg(out.join("manifest.json")));
+    let stdout = run(Command::new(&py)
+        .arg(script())
+        .arg("check")
+        .arg(out.join("manifest.json")));
     let (passed, failed, skipped) = counts(&stdout);
     assert_eq!((failed, skipped), (0, 0), "{stdout}");
     assert_eq!(passed, written);

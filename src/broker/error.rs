@@ -35,12 +35,11 @@ pub enum Reason {
     UpstreamUnavailable,
     Overloaded,
     NotReady,
-    DeadlineExceeded,
     Internal,
 }
 
 impl Reason {
-    pub const ALL: [Reason; 23] = [
+    pub const ALL: [Reason; 22] = [
         Reason::NoDataSupplied,
         Reason::MaximumDataSizeExceeded,
         Reason::TooManyEncryptedDataKeys,
@@ -62,7 +61,6 @@ impl Reason {
         Reason::UpstreamUnavailable,
         Reason::Overloaded,
         Reason::NotReady,
-        Reason::DeadlineExceeded,
         Reason::Internal,
     ];
 
@@ -89,7 +87,6 @@ impl Reason {
             Reason::UpstreamUnavailable => "UPSTREAM_UNAVAILABLE",
             Reason::Overloaded => "OVERLOADED",
             Reason::NotReady => "NOT_READY",
-            Reason::DeadlineExceeded => "DEADLINE_EXCEEDED",
             Reason::Internal => "INTERNAL",
         }
     }
@@ -98,7 +95,7 @@ impl Reason {
     pub fn retryable(self) -> bool {
         matches!(
             self,
-            Reason::UpstreamUnavailable | Reason::Overloaded | Reason::NotReady | Reason::DeadlineExceeded
+            Reason::UpstreamUnavailable | Reason::Overloaded | Reason::NotReady
         )
     }
 }
@@ -158,10 +155,15 @@ impl From<esdk::Error> for BrokerError {
         use esdk::Error as E;
         let detail = e.to_string();
         match e {
-            E::Format(f) => BrokerError::new(Reason::MalformedCiphertext, format!("malformed ESDK message: {f}")),
+            E::Format(f) => BrokerError::new(
+                Reason::MalformedCiphertext,
+                format!("malformed ESDK message: {f}"),
+            ),
             E::Limit(LimitError::TooManyDataKeys { count, max }) => BrokerError::new(
                 Reason::TooManyEncryptedDataKeys,
-                format!("the message carries {count} encrypted data keys; at most {max} are accepted"),
+                format!(
+                    "the message carries {count} encrypted data keys; at most {max} are accepted"
+                ),
             ),
             E::Limit(l) => BrokerError::new(Reason::MaximumDataSizeExceeded, l.to_string()),
             E::SuiteNotAllowed { .. } => BrokerError::new(Reason::SuiteNotAllowed, detail),
@@ -173,15 +175,19 @@ impl From<esdk::Error> for BrokerError {
                 ),
             ),
             E::UnwrapFailed { .. } | E::Authentication(_) => {
-                BrokerError::new(Reason::AuthenticationFailed, AUTHENTICATION_MESSAGE).with_detail(detail)
+                BrokerError::new(Reason::AuthenticationFailed, AUTHENTICATION_MESSAGE)
+                    .with_detail(detail)
             }
             E::Context(
                 ContextError::MissingVerificationKey
                 | ContextError::UnexpectedVerificationKey
                 | ContextError::InvalidVerificationKey,
-            ) => BrokerError::new(Reason::AuthenticationFailed, AUTHENTICATION_MESSAGE).with_detail(detail),
+            ) => BrokerError::new(Reason::AuthenticationFailed, AUTHENTICATION_MESSAGE)
+                .with_detail(detail),
             E::Context(c) => BrokerError::new(Reason::EncryptionContextMismatch, c.to_string()),
-            E::WrapFailed { .. } | E::InvalidRequest(_) | E::Crypto(_) => BrokerError::internal(detail),
+            E::WrapFailed { .. } | E::InvalidRequest(_) | E::Crypto(_) => {
+                BrokerError::internal(detail)
+            }
         }
     }
 }
@@ -225,7 +231,8 @@ pub fn key_access_error(key: &str, e: KeyAccessError) -> BrokerError {
         )
         .with_detail(detail),
         KeyAccessError::Unwrap(_) => {
-            BrokerError::new(Reason::AuthenticationFailed, AUTHENTICATION_MESSAGE).with_detail(detail)
+            BrokerError::new(Reason::AuthenticationFailed, AUTHENTICATION_MESSAGE)
+                .with_detail(detail)
         }
     }
 }

@@ -27,8 +27,8 @@ pub use error::{BrokerError, Reason};
 
 use crate::clock::Clock;
 use crate::esdk::{
-    self, AlgorithmSuite, DataKey, EncryptedDataKey, EncryptionContext, EncryptionMaterials, KeyringContext,
-    Message, Plaintext,
+    self, AlgorithmSuite, DataKey, EncryptedDataKey, EncryptionContext, EncryptionMaterials,
+    KeyringContext, Message, Plaintext,
 };
 use crate::registry::{
     Candidate, Consumer, ConsumerWrap, ContextInputs, Registry, RegistryHandle, SourceMaterial,
@@ -100,10 +100,17 @@ impl CpuPool {
     }
 
     pub fn for_this_machine() -> Self {
-        Self::new(std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2))
+        Self::new(
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(2),
+        )
     }
 
-    pub async fn run<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> Result<T, BrokerError> {
+    pub async fn run<T: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, BrokerError> {
         let permit = self
             .permits
             .clone()
@@ -131,7 +138,12 @@ pub struct Broker {
 const NO_ROUTE: &str = "-";
 
 impl Broker {
-    pub fn new(registry: Arc<RegistryHandle>, clock: Arc<dyn Clock>, metrics: Arc<Metrics>, cpu: CpuPool) -> Self {
+    pub fn new(
+        registry: Arc<RegistryHandle>,
+        clock: Arc<dyn Clock>,
+        metrics: Arc<Metrics>,
+        cpu: CpuPool,
+    ) -> Self {
         Broker {
             registry,
             clock,
@@ -159,7 +171,11 @@ impl Broker {
     }
 
     /// Re-encrypts one input for its consumers. Writes one audit event.
-    pub async fn reencrypt(&self, caller: &Caller, request: ReencryptRequest) -> Result<ReencryptResponse, BrokerError> {
+    pub async fn reencrypt(
+        &self,
+        caller: &Caller,
+        request: ReencryptRequest,
+    ) -> Result<ReencryptResponse, BrokerError> {
         let started = Instant::now();
         let registry = self
             .registry
@@ -186,13 +202,19 @@ impl Broker {
             .snapshot()
             .ok_or_else(|| BrokerError::new(Reason::NotReady, "no registry is loaded yet"))?;
         if items.is_empty() {
-            return Err(BrokerError::new(Reason::NoDataSupplied, "the batch has no items"));
+            return Err(BrokerError::new(
+                Reason::NoDataSupplied,
+                "the batch has no items",
+            ));
         }
         let max = registry.limits.max_batch_items;
         if items.len() > max {
             return Err(BrokerError::new(
                 Reason::BatchTooLarge,
-                format!("the batch has {} items; at most {max} are accepted", items.len()),
+                format!(
+                    "the batch has {} items; at most {max} are accepted",
+                    items.len()
+                ),
             ));
         }
         drop(registry);
@@ -212,7 +234,12 @@ impl Broker {
         request: ReencryptRequest,
         audit: &mut Audit,
     ) -> Result<ReencryptResponse, BrokerError> {
-        let consumers = resolve_targets(registry, caller, &request.consumers, request.route.as_deref())?;
+        let consumers = resolve_targets(
+            registry,
+            caller,
+            &request.consumers,
+            request.route.as_deref(),
+        )?;
         let bytes = decode_input(request.ciphertext, registry.limits.max_ciphertext_bytes)?;
 
         let message = Message::parse(bytes, &registry.limits.message)?;
@@ -222,7 +249,12 @@ impl Broker {
         let dctx = message.decryption_context(Some(&request.expected_context))?;
 
         let (source_id, data_key) = self
-            .unwrap_source(registry, &message, &dctx, request.source_key_hint.as_deref())
+            .unwrap_source(
+                registry,
+                &message,
+                &dctx,
+                request.source_key_hint.as_deref(),
+            )
             .await?;
         audit.source_key = Some(source_id.clone());
 
@@ -283,9 +315,16 @@ impl Broker {
             .collect();
         if request.all_or_nothing {
             if let Some(failed) = outcomes.iter().find(|o| o.result.is_err()) {
-                let err = failed.result.clone().err().unwrap_or_else(|| BrokerError::internal("unreachable"));
+                let err = failed
+                    .result
+                    .clone()
+                    .err()
+                    .unwrap_or_else(|| BrokerError::internal("unreachable"));
                 return Err(BrokerError {
-                    message: format!("consumer `{}`: {} (all_or_nothing is set)", failed.consumer, err.message),
+                    message: format!(
+                        "consumer `{}`: {} (all_or_nothing is set)",
+                        failed.consumer, err.message
+                    ),
                     ..err
                 });
             }
@@ -320,18 +359,28 @@ impl Broker {
         let header = &message.header;
         let candidates = registry.sources.candidates(header, hint);
         if candidates.is_empty() {
-            let edks: Vec<_> = header.encrypted_data_keys.iter().map(|e| e.summary()).collect();
+            let edks: Vec<_> = header
+                .encrypted_data_keys
+                .iter()
+                .map(|e| e.summary())
+                .collect();
             let mut msg = format!(
                 "no configured source key matches the message's encrypted data keys: {}",
                 esdk::EdkSummary::list(&edks)
             );
             if let Some(h) = hint {
-                msg.push_str(&format!(" (with source key hint `{}`)", esdk::keyring::printable(h.as_bytes())));
+                msg.push_str(&format!(
+                    " (with source key hint `{}`)",
+                    esdk::keyring::printable(h.as_bytes())
+                ));
             }
             return Err(BrokerError::new(Reason::SourceKeyNotConfigured, msg));
         }
         let now = self.clock.now();
-        let active: Vec<&Candidate> = candidates.iter().filter(|c| c.source.window.is_active(now)).collect();
+        let active: Vec<&Candidate> = candidates
+            .iter()
+            .filter(|c| c.source.window.is_active(now))
+            .collect();
         if active.is_empty() {
             let ids: Vec<&str> = candidates.iter().map(|c| c.source.id.as_str()).collect();
             for id in &ids {
@@ -339,7 +388,10 @@ impl Broker {
             }
             return Err(BrokerError::new(
                 Reason::KeyExpired,
-                format!("source key `{}` is outside its validity window", ids.join("`, `")),
+                format!(
+                    "source key `{}` is outside its validity window",
+                    ids.join("`, `")
+                ),
             ));
         }
         let mut last: Option<BrokerError> = None;
@@ -378,13 +430,19 @@ impl Broker {
                         })
                         .await?
                         .map_err(|e| {
-                            BrokerError::new(Reason::AuthenticationFailed, error::AUTHENTICATION_MESSAGE)
-                                .with_detail(format!("source `{}`: {e}", source.id))
+                            BrokerError::new(
+                                Reason::AuthenticationFailed,
+                                error::AUTHENTICATION_MESSAGE,
+                            )
+                            .with_detail(format!("source `{}`: {e}", source.id))
                         })
                         .and_then(|k| {
                             k.ok_or_else(|| {
-                                BrokerError::new(Reason::AuthenticationFailed, error::AUTHENTICATION_MESSAGE)
-                                    .with_detail(format!("source `{}` declined the EDK", source.id))
+                                BrokerError::new(
+                                    Reason::AuthenticationFailed,
+                                    error::AUTHENTICATION_MESSAGE,
+                                )
+                                .with_detail(format!("source `{}` declined the EDK", source.id))
                             })
                         })
                 }
@@ -400,11 +458,16 @@ impl Broker {
                 }
             };
             match result {
-                Ok(key) if key.len() == header.suite.data_key_len() => return Ok((source.id.clone(), key)),
+                Ok(key) if key.len() == header.suite.data_key_len() => {
+                    return Ok((source.id.clone(), key))
+                }
                 Ok(_) => {
                     last = Some(
-                        BrokerError::new(Reason::AuthenticationFailed, error::AUTHENTICATION_MESSAGE)
-                            .with_detail("data key of the wrong length"),
+                        BrokerError::new(
+                            Reason::AuthenticationFailed,
+                            error::AUTHENTICATION_MESSAGE,
+                        )
+                        .with_detail("data key of the wrong length"),
                     )
                 }
                 Err(e) => {
@@ -437,8 +500,6 @@ impl Broker {
         let key_ids: Vec<String> = keys.iter().map(|k| k.id.clone()).collect();
         let suite = consumer.suite;
         let frame_length = consumer.frame_length;
-        let commitment = esdk::EncryptCommitment::for_suite(suite);
-        commitment.check_suite(suite)?;
 
         let remote: Vec<_> = keys
             .iter()
@@ -460,13 +521,14 @@ impl Broker {
         } else {
             // AWS-backed keys: the first KMS key generates the data key (as the
             // ESDK's generator does), the others wrap it.
-            let draft = EncryptionMaterials::begin(suite, ec.clone())?;
+            let draft =
+                EncryptionMaterials::begin(suite, ec.clone()).map_err(BrokerError::internal)?;
             let (first_id, first) = &remote[0];
             let (data_key, first_edk) = first
                 .generate(suite, draft.encryption_context())
                 .await
                 .map_err(|e| error::key_access_error(first_id, e))?;
-            let mut m = draft.finish(data_key)?;
+            let mut m = draft.finish(data_key).map_err(BrokerError::internal)?;
             m.push_encrypted_data_key(first_edk);
             for (id, r) in &remote[1..] {
                 let edk: EncryptedDataKey = r
@@ -490,7 +552,16 @@ impl Broker {
                 }
                 esdk::seal(plaintext.as_bytes(), &m, frame_length)
             })
-            .await??;
+            .await?
+            .map_err(|e| {
+                BrokerError::new(
+                    Reason::Internal,
+                    format!(
+                        "the envelope for consumer `{}` could not be built: {e}",
+                        consumer.id
+                    ),
+                )
+            })?;
         Ok(Envelope {
             ciphertext,
             key_ids,
@@ -548,12 +619,18 @@ fn decode_input(input: CiphertextInput, max: usize) -> Result<Vec<u8>, BrokerErr
                 return Err(too_big(text.len() / 4 * 3));
             }
             crate::input::decode_base64(text.as_bytes()).map_err(|_| {
-                BrokerError::new(Reason::MalformedCiphertext, "`ciphertext_base64` is not valid base64")
+                BrokerError::new(
+                    Reason::MalformedCiphertext,
+                    "`ciphertext_base64` is not valid base64",
+                )
             })?
         }
     };
     if bytes.is_empty() {
-        return Err(BrokerError::new(Reason::NoDataSupplied, "no ciphertext was supplied"));
+        return Err(BrokerError::new(
+            Reason::NoDataSupplied,
+            "no ciphertext was supplied",
+        ));
     }
     if bytes.len() > max {
         return Err(too_big(bytes.len()));
@@ -578,19 +655,28 @@ fn resolve_targets(
     let callers = &registry.callers;
     if callers.is_enforced() {
         let identity = caller.identity.as_deref().ok_or_else(|| {
-            BrokerError::new(Reason::Unauthenticated, "a client certificate is required to call this broker")
+            BrokerError::new(
+                Reason::Unauthenticated,
+                "a client certificate is required to call this broker",
+            )
         })?;
         if !callers.knows(identity) {
             return Err(BrokerError::new(
                 Reason::PermissionDenied,
-                format!("caller `{}` is not registered", esdk::keyring::printable(identity.as_bytes())),
+                format!(
+                    "caller `{}` is not registered",
+                    esdk::keyring::printable(identity.as_bytes())
+                ),
             ));
         }
         if let Some(r) = route {
             if !callers.may_use_route(identity, r) {
                 return Err(BrokerError::new(
                     Reason::PermissionDenied,
-                    format!("caller `{identity}` may not use route `{}`", esdk::keyring::printable(r.as_bytes())),
+                    format!(
+                        "caller `{identity}` may not use route `{}`",
+                        esdk::keyring::printable(r.as_bytes())
+                    ),
                 ));
             }
         }
@@ -611,7 +697,10 @@ fn resolve_targets(
         let members = registry.routes.get(r).ok_or_else(|| {
             BrokerError::new(
                 Reason::UnknownRoute,
-                format!("route `{}` is not configured", esdk::keyring::printable(r.as_bytes())),
+                format!(
+                    "route `{}` is not configured",
+                    esdk::keyring::printable(r.as_bytes())
+                ),
             )
         })?;
         ids.extend(members.iter().map(String::as_str));
@@ -671,7 +760,11 @@ impl Audit {
         let (outcome, reason, detail) = match result {
             Ok(r) if r.results.iter().all(|o| o.result.is_ok()) => ("ok", "", None),
             Ok(_) => ("partial", "", None),
-            Err(e) => ("error", e.reason.as_str(), e.detail.as_deref().or(Some(e.message.as_str()))),
+            Err(e) => (
+                "error",
+                e.reason.as_str(),
+                e.detail.as_deref().or(Some(e.message.as_str())),
+            ),
         };
         tracing::info!(
             target: AUDIT_TARGET,

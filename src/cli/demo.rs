@@ -15,8 +15,13 @@ use time::{Duration, OffsetDateTime};
 
 use super::CliResult;
 use crate::app::{self, StartOptions};
-use crate::esdk::{self, AlgorithmSuite, DecryptPolicy, EncryptCommitment, EncryptOptions, EncryptionContext, IdentitySet};
-use crate::grpc::proto::{reencrypt_request::Input, reencrypt_service_client::ReencryptServiceClient, ReencryptRequest};
+use crate::esdk::{
+    self, AlgorithmSuite, DecryptPolicy, EncryptCommitment, EncryptOptions, EncryptionContext,
+    IdentitySet,
+};
+use crate::grpc::proto::{
+    reencrypt_request::Input, reencrypt_service_client::ReencryptServiceClient, ReencryptRequest,
+};
 use crate::keys::{cert, raw_rsa, RawRsaKeyring, RsaPadding};
 use crate::registry::ConfigSource;
 
@@ -39,7 +44,9 @@ fn mask(card: &str) -> String {
 
 pub fn run(args: Args) -> CliResult {
     crate::telemetry::init_logging("text", "error");
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     runtime.block_on(demo(args))
 }
 
@@ -57,7 +64,12 @@ async fn demo(args: Args) -> CliResult {
         private.insert(name, priv_pem);
     }
     let now = OffsetDateTime::now_utc();
-    let fraud_cert = cert::self_signed_rsa(&private["fraud"], "fraud.example", now - Duration::hours(1), now + Duration::days(90))?;
+    let fraud_cert = cert::self_signed_rsa(
+        &private["fraud"],
+        "fraud.example",
+        now - Duration::hours(1),
+        now + Duration::days(90),
+    )?;
     std::fs::write(path("fraud.crt.pem"), fraud_cert)?;
 
     let config = format!(
@@ -95,7 +107,11 @@ routes:
     let running = app::start(
         ConfigSource::File(path("reseal.yaml")),
         StartOptions {
-            listen_override: Some(("127.0.0.1:0".into(), "127.0.0.1:0".into(), "127.0.0.1:0".into())),
+            listen_override: Some((
+                "127.0.0.1:0".into(),
+                "127.0.0.1:0".into(),
+                "127.0.0.1:0".into(),
+            )),
             ..StartOptions::default()
         },
     )
@@ -135,7 +151,8 @@ routes:
         mask(&args.card)
     );
 
-    let mut client = ReencryptServiceClient::connect(format!("http://{}", running.grpc_addr)).await?;
+    let mut client =
+        ReencryptServiceClient::connect(format!("http://{}", running.grpc_addr)).await?;
     let t = Instant::now();
     let response = client
         .reencrypt(ReencryptRequest {
@@ -155,7 +172,13 @@ routes:
     // Each consumer opens its envelope with its own private key(s).
     let opener = |name: &str| -> Result<IdentitySet, Box<dyn std::error::Error>> {
         let mut ids = IdentitySet::new();
-        let key_id = if name == "fraud" { "fraud-cert" } else if name == "payments" { "payments-2026" } else { name };
+        let key_id = if name == "fraud" {
+            "fraud-cert"
+        } else if name == "payments" {
+            "payments-2026"
+        } else {
+            name
+        };
         ids.insert(Arc::new(RawRsaKeyring::from_private_pem(
             "reseal",
             key_id,
@@ -180,9 +203,16 @@ routes:
             other => vec![other],
         };
         for (i, key) in keys.iter().enumerate() {
-            let opened = esdk::decrypt(&r.ciphertext, &opener(key)?, &DecryptPolicy::default(), None);
+            let opened = esdk::decrypt(
+                &r.ciphertext,
+                &opener(key)?,
+                &DecryptPolicy::default(),
+                None,
+            );
             let verdict = match &opened {
-                Ok(d) if d.plaintext.as_bytes() == args.card.as_bytes() => format!("✓ {}", mask(&args.card)),
+                Ok(d) if d.plaintext.as_bytes() == args.card.as_bytes() => {
+                    format!("✓ {}", mask(&args.card))
+                }
                 Ok(_) => {
                     all_ok = false;
                     "✗ plaintext differs".into()
@@ -209,5 +239,9 @@ routes:
         "\nThe plaintext never left the broker's memory; the ledger envelope opens with either key,\nso the ledger team can move from ledger-2025 to ledger-2026 at its own pace."
     );
     running.stop().await?;
-    Ok(if all_ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(if all_ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }

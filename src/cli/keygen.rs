@@ -75,7 +75,9 @@ pub fn run(cmd: Command) -> CliResult {
             let mut key = zeroize::Zeroizing::new([0u8; 32]);
             aws_lc_rs::rand::fill(key.as_mut()).map_err(|_| "random source failed")?;
             use base64::Engine as _;
-            let text = zeroize::Zeroizing::new(base64::engine::general_purpose::STANDARD.encode(key.as_ref()) + "\n");
+            let text = zeroize::Zeroizing::new(
+                base64::engine::general_purpose::STANDARD.encode(key.as_ref()) + "\n",
+            );
             write_new(&path, &text, true)?;
             println!("wrote {}", path.display());
         }
@@ -87,7 +89,12 @@ pub fn run(cmd: Command) -> CliResult {
         } => {
             let pem = zeroize::Zeroizing::new(std::fs::read_to_string(&key)?);
             let now = OffsetDateTime::now_utc();
-            let cert = cert::self_signed_rsa(&pem, &common_name, now - Duration::hours(1), now + Duration::days(days))?;
+            let cert = cert::self_signed_rsa(
+                &pem,
+                &common_name,
+                now - Duration::hours(1),
+                now + Duration::days(days),
+            )?;
             write_new(&path, &cert, false)?;
             println!("wrote {}", path.display());
         }

@@ -18,7 +18,9 @@ pub fn run(args: Args) -> CliResult {
     let (text, origin, _) = app::read_source(&source)?;
     let file = crate::registry::parse_file(&text, &origin, true)?;
     crate::telemetry::init_logging(&file.server.log_format, "info");
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     runtime.block_on(async move {
         let running = match app::start(source, app::StartOptions::default()).await {
             Ok(r) => r,

@@ -23,7 +23,9 @@ pub struct Args {
 pub fn run(args: Args) -> CliResult {
     crate::telemetry::init_logging("text", "warn");
     let source = app::config_source(args.config.as_deref());
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     runtime.block_on(async move {
         let mut rows: Vec<(CheckStatus, String, String)> = Vec::new();
         let prepared = app::prepare(&source);

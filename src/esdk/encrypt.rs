@@ -76,7 +76,9 @@ impl MaterialsDraft {
 
     pub fn finish(self, data_key: DataKey) -> Result<EncryptionMaterials, Error> {
         if data_key.len() != self.suite.data_key_len() {
-            return Err(Error::InvalidRequest("data key length does not match the suite"));
+            return Err(Error::InvalidRequest(
+                "data key length does not match the suite",
+            ));
         }
         Ok(EncryptionMaterials {
             suite: self.suite,
@@ -92,9 +94,18 @@ impl MaterialsDraft {
 impl EncryptionMaterials {
     /// Starts materials: checks the context, creates the signing key for signed
     /// suites and adds its public half to the context.
-    pub fn begin(suite: AlgorithmSuite, mut encryption_context: EncryptionContext) -> Result<MaterialsDraft, Error> {
-        if let Some(key) = encryption_context.keys().find(|k| k.starts_with(RESERVED_PREFIX)) {
-            return Err(ContextError::ReservedKey { key: key.to_owned() }.into());
+    pub fn begin(
+        suite: AlgorithmSuite,
+        mut encryption_context: EncryptionContext,
+    ) -> Result<MaterialsDraft, Error> {
+        if let Some(key) = encryption_context
+            .keys()
+            .find(|k| k.starts_with(RESERVED_PREFIX))
+        {
+            return Err(ContextError::ReservedKey {
+                key: key.to_owned(),
+            }
+            .into());
         }
         let signing_key = match suite.signature() {
             Some(curve) => {
@@ -112,7 +123,10 @@ impl EncryptionMaterials {
     }
 
     /// Fresh materials with a random data key.
-    pub fn generate(suite: AlgorithmSuite, encryption_context: EncryptionContext) -> Result<Self, Error> {
+    pub fn generate(
+        suite: AlgorithmSuite,
+        encryption_context: EncryptionContext,
+    ) -> Result<Self, Error> {
         Self::begin(suite, encryption_context)?.finish(DataKey::generate(suite)?)
     }
 

@@ -30,12 +30,14 @@ use zeroize::Zeroizing;
 
 pub use context::EncryptionContext;
 pub use decrypt::{decrypt, unwrap_data_key, Decrypted};
-pub use encrypt::{encrypt, seal, EncryptOptions, EncryptionMaterials, MaterialsDraft, DEFAULT_FRAME_LENGTH};
+pub use encrypt::{
+    encrypt, seal, EncryptOptions, EncryptionMaterials, MaterialsDraft, DEFAULT_FRAME_LENGTH,
+};
 pub use error::{AuthenticationError, ContextError, Error, FormatError, LimitError, SuiteRefusal};
 pub use header::{ContentType, Header};
 pub use keyring::{
-    DataKey, EdkSummary, EncryptedDataKey, Identity, IdentitySet, KeyIndex, KeyNameLayout, Keyring, KeyringContext,
-    Recipient, UnwrapError,
+    DataKey, EdkSummary, EncryptedDataKey, Identity, IdentitySet, KeyIndex, KeyNameLayout, Keyring,
+    KeyringContext, Recipient, UnwrapError,
 };
 pub use limits::{DecryptCommitment, DecryptPolicy, EncryptCommitment, Limits, SignedPolicy};
 pub use message::{DecryptionContext, Message};

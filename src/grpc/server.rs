@@ -42,7 +42,11 @@ impl Listeners {
     }
 
     pub fn addrs(&self) -> std::io::Result<(SocketAddr, SocketAddr, SocketAddr)> {
-        Ok((self.grpc.local_addr()?, self.health.local_addr()?, self.admin.local_addr()?))
+        Ok((
+            self.grpc.local_addr()?,
+            self.health.local_addr()?,
+            self.admin.local_addr()?,
+        ))
     }
 }
 
@@ -75,7 +79,9 @@ pub async fn serve(
         tokio::spawn(async move {
             loop {
                 if broker.registry().snapshot().is_some() {
-                    reporter.set_serving::<ReencryptServiceServer<Service>>().await;
+                    reporter
+                        .set_serving::<ReencryptServiceServer<Service>>()
+                        .await;
                     reporter
                         .set_service_status("", tonic_health::ServingStatus::Serving)
                         .await;
@@ -89,7 +95,9 @@ pub async fn serve(
             }
             let _ = shutdown.wait_for(|s| *s).await;
             ready.store(false, Ordering::SeqCst);
-            reporter.set_not_serving::<ReencryptServiceServer<Service>>().await;
+            reporter
+                .set_not_serving::<ReencryptServiceServer<Service>>()
+                .await;
             reporter
                 .set_service_status("", tonic_health::ServingStatus::NotServing)
                 .await;
@@ -102,9 +110,10 @@ pub async fn serve(
         .build_v1()
         .map_err(|e| ServeError::Reflection(e.to_string()))?;
 
-    let service = ReencryptServiceServer::new(Service::new(broker.clone(), spec.max_concurrent_requests))
-        .max_decoding_message_size(spec.max_request_bytes)
-        .max_encoding_message_size(usize::MAX);
+    let service =
+        ReencryptServiceServer::new(Service::new(broker.clone(), spec.max_concurrent_requests))
+            .max_decoding_message_size(spec.max_request_bytes)
+            .max_encoding_message_size(usize::MAX);
 
     let incoming = tls::incoming(listeners.grpc, spec.tls.clone(), shutdown.clone())?;
     let grace = spec.shutdown_grace;
@@ -150,7 +159,12 @@ pub async fn serve(
     }
 }
 
-async fn admin_server(listener: TcpListener, broker: Arc<Broker>, ready: Arc<AtomicBool>, mut shutdown: watch::Receiver<bool>) {
+async fn admin_server(
+    listener: TcpListener,
+    broker: Arc<Broker>,
+    ready: Arc<AtomicBool>,
+    mut shutdown: watch::Receiver<bool>,
+) {
     loop {
         let (stream, _) = tokio::select! {
             _ = shutdown.wait_for(|s| *s) => break,
@@ -182,11 +196,17 @@ fn text(status: StatusCode, body: String, content_type: &str) -> Response<Full<B
         .unwrap_or_else(|_| Response::new(Full::new(Bytes::new())))
 }
 
-fn admin_route(req: &Request<hyper::body::Incoming>, broker: &Broker, ready: &AtomicBool) -> Response<Full<Bytes>> {
+fn admin_route(
+    req: &Request<hyper::body::Incoming>,
+    broker: &Broker,
+    ready: &AtomicBool,
+) -> Response<Full<Bytes>> {
     match req.uri().path() {
         "/metrics" => {
             if let Some(reg) = broker.registry().snapshot() {
-                broker.metrics().set_expiries(&reg, time::OffsetDateTime::now_utc());
+                broker
+                    .metrics()
+                    .set_expiries(&reg, time::OffsetDateTime::now_utc());
             }
             text(
                 StatusCode::OK,
@@ -199,7 +219,11 @@ fn admin_route(req: &Request<hyper::body::Incoming>, broker: &Broker, ready: &At
             if ready.load(Ordering::SeqCst) {
                 text(StatusCode::OK, "ready\n".into(), "text/plain")
             } else {
-                text(StatusCode::SERVICE_UNAVAILABLE, "not ready\n".into(), "text/plain")
+                text(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "not ready\n".into(),
+                    "text/plain",
+                )
             }
         }
         _ => text(StatusCode::NOT_FOUND, "not found\n".into(), "text/plain"),

@@ -31,8 +31,11 @@ impl Service {
     fn admit(&self) -> Result<tokio::sync::OwnedSemaphorePermit, BrokerError> {
         self.in_flight.clone().try_acquire_owned().map_err(|_| {
             self.broker.metrics().shed.inc();
-            BrokerError::new(Reason::Overloaded, "the broker is at its concurrency limit; retry shortly")
-                .with_retry_after(std::time::Duration::from_millis(200))
+            BrokerError::new(
+                Reason::Overloaded,
+                "the broker is at its concurrency limit; retry shortly",
+            )
+            .with_retry_after(std::time::Duration::from_millis(200))
         })
     }
 
@@ -74,18 +77,29 @@ fn request_id(field: &str, metadata: &tonic::metadata::MetadataMap) -> String {
     hex::encode(bytes)
 }
 
-fn decode(req: proto::ReencryptRequest, request_id: String) -> Result<broker::ReencryptRequest, BrokerError> {
+fn decode(
+    req: proto::ReencryptRequest,
+    request_id: String,
+) -> Result<broker::ReencryptRequest, BrokerError> {
     let ciphertext = match req.input {
         Some(Input::Ciphertext(b)) => CiphertextInput::Bytes(b),
         Some(Input::CiphertextBase64(s)) => CiphertextInput::Base64(s),
-        None => return Err(BrokerError::new(Reason::NoDataSupplied, "set `ciphertext` or `ciphertext_base64`")),
+        None => {
+            return Err(BrokerError::new(
+                Reason::NoDataSupplied,
+                "set `ciphertext` or `ciphertext_base64`",
+            ))
+        }
     };
     Ok(broker::ReencryptRequest {
         ciphertext,
         consumers: req.consumers,
         route: (!req.route.is_empty()).then_some(req.route),
         source_key_hint: (!req.source_key_hint.is_empty()).then_some(req.source_key_hint),
-        expected_context: req.expected_encryption_context.into_iter().collect::<EncryptionContext>(),
+        expected_context: req
+            .expected_encryption_context
+            .into_iter()
+            .collect::<EncryptionContext>(),
         all_or_nothing: req.all_or_nothing,
         request_id,
     })
@@ -140,7 +154,9 @@ impl ReencryptService for Service {
         let started = Instant::now();
         let caller = caller_of(&request);
         let rid = request_id(&request.get_ref().request_id, request.metadata());
-        let route = self.broker.route_label(Some(request.get_ref().route.as_str()).filter(|r| !r.is_empty()));
+        let route = self
+            .broker
+            .route_label(Some(request.get_ref().route.as_str()).filter(|r| !r.is_empty()));
         let _permit = match self.admit() {
             Ok(p) => p,
             Err(e) => {
@@ -189,7 +205,11 @@ impl ReencryptService for Service {
             })
             .collect();
         let span = tracing::info_span!("reencrypt_batch", request_id = %rid, items = items.len());
-        let result = self.broker.reencrypt_batch(&caller, items).instrument(span).await;
+        let result = self
+            .broker
+            .reencrypt_batch(&caller, items)
+            .instrument(span)
+            .await;
         let outcome = match &result {
             Ok(_) => "OK".to_owned(),
             Err(e) => e.reason.as_str().to_owned(),

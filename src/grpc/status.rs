@@ -25,13 +25,16 @@ pub fn code(reason: Reason) -> Code {
         | Reason::NoTargets
         | Reason::TooManyConsumers
         | Reason::BatchTooLarge => Code::InvalidArgument,
-        Reason::SourceKeyNotConfigured | Reason::KeyExpired | Reason::KeyDisabled => Code::FailedPrecondition,
-        Reason::SourceKeyNotFound | Reason::UnknownConsumer | Reason::UnknownRoute => Code::NotFound,
+        Reason::SourceKeyNotConfigured | Reason::KeyExpired | Reason::KeyDisabled => {
+            Code::FailedPrecondition
+        }
+        Reason::SourceKeyNotFound | Reason::UnknownConsumer | Reason::UnknownRoute => {
+            Code::NotFound
+        }
         Reason::Unauthenticated => Code::Unauthenticated,
         Reason::PermissionDenied => Code::PermissionDenied,
         Reason::UpstreamUnavailable | Reason::NotReady => Code::Unavailable,
         Reason::Overloaded => Code::ResourceExhausted,
-        Reason::DeadlineExceeded => Code::DeadlineExceeded,
         Reason::Internal => Code::Internal,
     }
 }
@@ -63,7 +66,10 @@ mod tests {
             let info = status.get_error_details().error_info().cloned().unwrap();
             assert_eq!(info.reason, reason.as_str());
             assert_eq!(info.domain, ERROR_DOMAIN);
-            assert_eq!(status.get_error_details().retry_info().is_some(), reason.retryable());
+            assert_eq!(
+                status.get_error_details().retry_info().is_some(),
+                reason.retryable()
+            );
         }
     }
 }

@@ -56,7 +56,11 @@ impl Connected for Conn {
 }
 
 impl AsyncRead for Conn {
-    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
         match self.get_mut() {
             Conn::Plain(s, _) => Pin::new(s).poll_read(cx, buf),
             Conn::Tls(s, _) => Pin::new(s.as_mut()).poll_read(cx, buf),
@@ -65,7 +69,11 @@ impl AsyncRead for Conn {
 }
 
 impl AsyncWrite for Conn {
-    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
         match self.get_mut() {
             Conn::Plain(s, _) => Pin::new(s).poll_write(cx, buf),
             Conn::Tls(s, _) => Pin::new(s.as_mut()).poll_write(cx, buf),
@@ -98,7 +106,10 @@ fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
         .collect();
     let certs = certs.map_err(|e| TlsError(format!("{}: {e}", path.display())))?;
     if certs.is_empty() {
-        return Err(TlsError(format!("{}: no certificate found", path.display())));
+        return Err(TlsError(format!(
+            "{}: no certificate found",
+            path.display()
+        )));
     }
     Ok(certs)
 }
@@ -161,12 +172,18 @@ pub fn identity_of(cert: &CertificateDer<'_>) -> Option<String> {
 
 fn digest_files(spec: &TlsSpec) -> Vec<u8> {
     let mut all = Vec::new();
-    for p in [Some(&spec.cert_file), Some(&spec.key_file), spec.client_ca_file.as_ref()]
-        .into_iter()
-        .flatten()
+    for p in [
+        Some(&spec.cert_file),
+        Some(&spec.key_file),
+        spec.client_ca_file.as_ref(),
+    ]
+    .into_iter()
+    .flatten()
     {
         if let Ok(bytes) = std::fs::read(p) {
-            all.extend_from_slice(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &bytes).as_ref());
+            all.extend_from_slice(
+                aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &bytes).as_ref(),
+            );
         }
     }
     all
@@ -203,7 +220,9 @@ pub fn incoming(
                             tracing::info!(cert = %spec.cert_file.display(), "TLS material reloaded");
                             last = now;
                         }
-                        Err(e) => tracing::error!(error = %e, "TLS material changed but is not usable; keeping the previous one"),
+                        Err(e) => {
+                            tracing::error!(error = %e, "TLS material changed but is not usable; keeping the previous one")
+                        }
                     }
                 }
             }
@@ -239,7 +258,9 @@ pub fn incoming(
                     let acceptor = tokio_rustls::TlsAcceptor::from(config.load_full());
                     let tx = tx.clone();
                     tokio::spawn(async move {
-                        match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream)).await {
+                        match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream))
+                            .await
+                        {
                             Ok(Ok(tls)) => {
                                 let identity = tls
                                     .get_ref()

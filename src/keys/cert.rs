@@ -10,7 +10,9 @@ use super::{pem, raw_rsa, KeyError};
 use crate::registry::CertificateInfo;
 
 /// Parses the first `CERTIFICATE` in `pem_text`; it must carry an RSA key.
-pub fn rsa_certificate(pem_text: &[u8]) -> Result<(PublicEncryptingKey, CertificateInfo), KeyError> {
+pub fn rsa_certificate(
+    pem_text: &[u8],
+) -> Result<(PublicEncryptingKey, CertificateInfo), KeyError> {
     let blocks = pem::parse_all(pem_text)?;
     let block = blocks
         .iter()
@@ -33,7 +35,6 @@ pub fn rsa_certificate(pem_text: &[u8]) -> Result<(PublicEncryptingKey, Certific
     };
     Ok((key, info))
 }
-
 
 /// A self-signed certificate for an RSA key (development keys, demos, tests).
 pub fn self_signed_rsa(

@@ -121,8 +121,15 @@ pub fn parse_private_key_pem(pem_text: &[u8]) -> Result<PrivateDecryptingKey, Ke
     } else {
         block.der.clone()
     };
-    PrivateDecryptingKey::from_pkcs8(&pkcs8)
-        .map_err(|e| KeyError::Invalid(format!("not a usable RSA private key: {e}")))
+    PrivateDecryptingKey::from_pkcs8(&pkcs8).map_err(|e| {
+        if e.to_string().contains("TooSmall") {
+            KeyError::Invalid(
+                "RSA private key is smaller than 2048 bits; at least 2048 are required".into(),
+            )
+        } else {
+            KeyError::Invalid(format!("not a usable RSA private key: {e}"))
+        }
+    })
 }
 
 /// Parses a public key from PEM (SPKI `PUBLIC KEY` or PKCS#1 `RSA PUBLIC KEY`).
@@ -142,8 +149,22 @@ pub fn parse_public_key_pem(pem_text: &[u8]) -> Result<PublicEncryptingKey, KeyE
 
 /// Parses an RSA SubjectPublicKeyInfo (e.g. from a certificate).
 pub fn parse_public_key_der(spki: &[u8]) -> Result<PublicEncryptingKey, KeyError> {
-    PublicEncryptingKey::from_der(spki)
-        .map_err(|e| KeyError::Invalid(format!("not a usable RSA public key: {e}")))
+    PublicEncryptingKey::from_der(spki).map_err(|e| match spki_modulus_bits(spki) {
+        Some(bits) if bits < 2048 => KeyError::Invalid(format!(
+            "RSA key is {bits} bits; at least 2048 are required"
+        )),
+        _ => KeyError::Invalid(format!("not a usable RSA public key: {e}")),
+    })
+}
+
+/// Modulus size of an RSA SubjectPublicKeyInfo, for precise error messages.
+fn spki_modulus_bits(spki: &[u8]) -> Option<usize> {
+    use x509_parser::prelude::FromDer;
+    let (_, info) = x509_parser::x509::SubjectPublicKeyInfo::from_der(spki).ok()?;
+    match info.parsed().ok()? {
+        x509_parser::public_key::PublicKey::RSA(rsa) => Some(rsa.key_size()),
+        _ => None,
+    }
 }
 
 /// Generates a key pair and returns (private PKCS#8 PEM, public SPKI PEM).
@@ -198,7 +219,8 @@ impl RawRsaKeyring {
         let rejection_secret = match padding {
             RsaPadding::Pkcs1 => {
                 let mut secret = Zeroizing::new([0u8; 32]);
-                aws_lc_rs::rand::fill(secret.as_mut()).map_err(|_| KeyError::Invalid("random source failed".into()))?;
+                aws_lc_rs::rand::fill(secret.as_mut())
+                    .map_err(|_| KeyError::Invalid("random source failed".into()))?;
                 Some(secret)
             }
             _ => None,
@@ -311,12 +333,17 @@ impl Identity for RawRsaKeyring {
         let mut out = Zeroizing::new(vec![0u8; self.bits / 8]);
         match decryptor {
             Decryptor::Oaep(key) => {
-                let alg = self.padding.oaep().ok_or_else(|| UnwrapError("padding mismatch".into()))?;
+                let alg = self
+                    .padding
+                    .oaep()
+                    .ok_or_else(|| UnwrapError("padding mismatch".into()))?;
                 let plain = key
                     .decrypt(alg, &edk.ciphertext, &mut out, None)
                     .map_err(|_| UnwrapError("RSA decryption failed".into()))?;
                 if plain.len() != want {
-                    return Err(UnwrapError("unwrapped data key has the wrong length for the suite".into()));
+                    return Err(UnwrapError(
+                        "unwrapped data key has the wrong length for the suite".into(),
+                    ));
                 }
                 Ok(Some(DataKey::new(plain.to_vec())))
             }
@@ -350,7 +377,12 @@ impl Recipient for RawRsaKeyring {
     }
 
     fn describe(&self) -> String {
-        format!("RSA-{} {} as {}", self.bits, self.padding.as_str(), self.label())
+        format!(
+            "RSA-{} {} as {}",
+            self.bits,
+            self.padding.as_str(),
+            self.label()
+        )
     }
 
     fn wrap(

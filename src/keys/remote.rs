@@ -26,7 +26,10 @@ pub enum KeyAccessError {
     AccessDenied(String),
     /// The service could not be reached, throttled us past the retry budget, or timed out.
     #[error("AWS unavailable: {message}")]
-    Unavailable { message: String, retry_after: Option<Duration> },
+    Unavailable {
+        message: String,
+        retry_after: Option<Duration>,
+    },
     /// The material is there but unusable (not an RSA key, asymmetric KMS key, ...).
     #[error("invalid key: {0}")]
     Invalid(String),

@@ -13,13 +13,16 @@ use time::OffsetDateTime;
 use zeroize::Zeroizing;
 
 use super::model::{
-    AwsSpec, ConfigFile, ConsumerKeyKind, ConsumerSpec, DevelopmentSpec, KeyRef, ServerSpec, SourceKind, SourceSpec,
+    AwsSpec, ConfigFile, ConsumerKeyKind, ConsumerSpec, DevelopmentSpec, KeyRef, ServerSpec,
+    SourceKind, SourceSpec,
 };
 use super::{
     BrokerLimits, CallerRule, Callers, Consumer, ConsumerKey, ConsumerWrap, ContextRules,
     OutputContext, Propagate, Registry, SourceKey, SourceMaterial, SourceSet, Window,
 };
-use crate::esdk::{self, AlgorithmSuite, DecryptCommitment, DecryptPolicy, EncryptionContext, SuiteSet};
+use crate::esdk::{
+    self, AlgorithmSuite, DecryptCommitment, DecryptPolicy, EncryptionContext, SuiteSet,
+};
 use crate::keys::aws::AwsKeys;
 use crate::keys::{raw_rsa, RawAesKeyring, RawRsaKeyring, RsaPadding};
 
@@ -27,10 +30,16 @@ use crate::keys::{raw_rsa, RawAesKeyring, RawRsaKeyring, RsaPadding};
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
     #[error("cannot read {path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     /// Every problem found, one per line, each naming file, entry and field.
     #[error("{origin}: {} problem(s):\n{}", problems.len(), problems.join("\n"))]
-    Invalid { origin: String, problems: Vec<String> },
+    Invalid {
+        origin: String,
+        problems: Vec<String>,
+    },
 }
 
 impl LoadError {
@@ -81,27 +90,36 @@ pub fn parse_file(text: &str, origin: &str, env_overrides: bool) -> Result<Confi
                 .split("__"),
         );
     }
-    figment.extract::<ConfigFile>().map_err(|err| LoadError::Invalid {
-        origin: origin.to_owned(),
-        problems: err
-            .into_iter()
-            .map(|e| {
-                let path = e.path.join(".");
-                let what = e.kind.to_string();
-                if path.is_empty() {
-                    format!("{origin}: {what}")
-                } else {
-                    format!("{origin}: {path}: {what}")
-                }
-            })
-            .collect(),
-    })
+    figment
+        .extract::<ConfigFile>()
+        .map_err(|err| LoadError::Invalid {
+            origin: origin.to_owned(),
+            problems: err
+                .into_iter()
+                .map(|e| {
+                    let path = e.path.join(".");
+                    let what = e.kind.to_string();
+                    if path.is_empty() {
+                        format!("{origin}: {what}")
+                    } else {
+                        format!("{origin}: {path}: {what}")
+                    }
+                })
+                .collect(),
+        })
 }
 
 /// Compiles YAML text. `base_dir` anchors relative `file:` references.
-pub fn load_str(text: &str, origin: &str, base_dir: &Path, options: &LoadOptions) -> Result<Loaded, LoadError> {
+pub fn load_str(
+    text: &str,
+    origin: &str,
+    base_dir: &Path,
+    options: &LoadOptions,
+) -> Result<Loaded, LoadError> {
     let file = parse_file(text, origin, options.env_overrides)?;
-    let digest = hex::encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, text.as_bytes()).as_ref());
+    let digest = hex::encode(
+        aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, text.as_bytes()).as_ref(),
+    );
     let mut b = Builder {
         origin: origin.to_owned(),
         base_dir: base_dir.to_owned(),
@@ -163,10 +181,17 @@ impl Builder {
     }
 
     fn warn(&mut self, entry: &str, msg: impl std::fmt::Display) {
-        self.warnings.push(format!("{}: {entry}: {msg}", self.origin));
+        self.warnings
+            .push(format!("{}: {entry}: {msg}", self.origin));
     }
 
-    fn required<'a, T>(&mut self, value: &'a Option<T>, entry: &str, field: &str, kind: &str) -> Option<&'a T> {
+    fn required<'a, T>(
+        &mut self,
+        value: &'a Option<T>,
+        entry: &str,
+        field: &str,
+        kind: &str,
+    ) -> Option<&'a T> {
         if value.is_none() {
             self.problem(entry, field, format!("required for type `{kind}`"));
         }
@@ -190,7 +215,11 @@ impl Builder {
             KeyRef::Env(var) => match std::env::var(var) {
                 Ok(v) => Some(Zeroizing::new(v.into_bytes())),
                 Err(_) => {
-                    self.problem(entry, field, format!("environment variable `{var}` is not set"));
+                    self.problem(
+                        entry,
+                        field,
+                        format!("environment variable `{var}` is not set"),
+                    );
                     None
                 }
             },
@@ -238,7 +267,10 @@ impl Builder {
             ("max_ciphertext_bytes", l.max_ciphertext_bytes),
             ("max_encrypted_data_keys", l.max_encrypted_data_keys),
             ("max_header_bytes", l.max_header_bytes),
-            ("max_encryption_context_bytes", l.max_encryption_context_bytes),
+            (
+                "max_encryption_context_bytes",
+                l.max_encryption_context_bytes,
+            ),
             ("max_frames", l.max_frames),
             ("max_consumers_per_call", l.max_consumers_per_call),
             ("max_batch_items", l.max_batch_items),
@@ -262,7 +294,13 @@ impl Builder {
         }
     }
 
-    fn window(&mut self, start: Option<OffsetDateTime>, end: Option<OffsetDateTime>, entry: &str, end_field: &str) -> Window {
+    fn window(
+        &mut self,
+        start: Option<OffsetDateTime>,
+        end: Option<OffsetDateTime>,
+        entry: &str,
+        end_field: &str,
+    ) -> Window {
         if let (Some(s), Some(e)) = (start, end) {
             if e <= s {
                 self.problem(entry, end_field, "must be later than `not_before`");
@@ -281,7 +319,9 @@ impl Builder {
             let entry = format!("sources.{id}");
             if let Some(key) = self.source(id, spec, &entry, limits) {
                 if let Some(name) = &key.key_name {
-                    if let Some(other) = seen.insert((key.provider_id.clone(), name.clone()), id.clone()) {
+                    if let Some(other) =
+                        seen.insert((key.provider_id.clone(), name.clone()), id.clone())
+                    {
                         self.warn(
                             &entry,
                             format!("answers for the same provider id and key name as `sources.{other}`; both will be tried"),
@@ -294,7 +334,13 @@ impl Builder {
         set
     }
 
-    fn source(&mut self, id: &str, spec: &SourceSpec, entry: &str, limits: &BrokerLimits) -> Option<SourceKey> {
+    fn source(
+        &mut self,
+        id: &str,
+        spec: &SourceSpec,
+        entry: &str,
+        limits: &BrokerLimits,
+    ) -> Option<SourceKey> {
         let kind = spec.kind.as_str();
         let window = self.window(spec.not_before, spec.decrypt_until, entry, "decrypt_until");
         let default_suites: SuiteSet = AlgorithmSuite::ALL
@@ -304,7 +350,11 @@ impl Builder {
             .collect();
         let allowed = match &spec.allowed_suites {
             Some(list) if list.is_empty() => {
-                self.problem(entry, "allowed_suites", "must list at least one suite (or be omitted)");
+                self.problem(
+                    entry,
+                    "allowed_suites",
+                    "must list at least one suite (or be omitted)",
+                );
                 default_suites
             }
             Some(list) => self.suites(list, entry, "allowed_suites"),
@@ -323,7 +373,11 @@ impl Builder {
         let rules = &spec.encryption_context;
         for (k, values) in &rules.allow {
             if values.is_empty() {
-                self.problem(entry, &format!("encryption_context.allow.{k}"), "must list at least one value");
+                self.problem(
+                    entry,
+                    &format!("encryption_context.allow.{k}"),
+                    "must list at least one value",
+                );
             }
         }
         let context_rules = ContextRules {
@@ -342,21 +396,40 @@ impl Builder {
                     (spec.parameter_template.is_some(), "parameter_template"),
                 ] {
                     if present {
-                        self.problem(entry, field, format!("not used by type `{kind}`; remove it"));
+                        self.problem(
+                            entry,
+                            field,
+                            format!("not used by type `{kind}`; remove it"),
+                        );
                     }
                 }
-                let key_name = self.required(&spec.key_name, entry, "key_name", kind)?.clone();
+                let key_name = self
+                    .required(&spec.key_name, entry, "key_name", kind)?
+                    .clone();
                 let private_key = self.required(&spec.private_key, entry, "private_key", kind)?;
-                let provider_id = spec.provider_id.clone().unwrap_or_else(|| "AmazonConnect".into());
+                let provider_id = spec
+                    .provider_id
+                    .clone()
+                    .unwrap_or_else(|| "AmazonConnect".into());
                 let padding = spec.padding.unwrap_or(RsaPadding::OaepSha512);
                 let material = match private_key {
                     KeyRef::Ssm(param) => {
                         let aws = self.aws_keys(entry, "private_key")?;
-                        SourceMaterial::Remote(aws.ssm_private_key(param, &provider_id, &key_name, padding))
+                        SourceMaterial::Remote(aws.ssm_private_key(
+                            param,
+                            &provider_id,
+                            &key_name,
+                            padding,
+                        ))
                     }
                     local => {
                         let pem = self.material(local, entry, "private_key")?;
-                        match RawRsaKeyring::from_private_pem(&provider_id, &key_name, padding, &pem) {
+                        match RawRsaKeyring::from_private_pem(
+                            &provider_id,
+                            &key_name,
+                            padding,
+                            &pem,
+                        ) {
                             Ok(k) => SourceMaterial::Local(Arc::new(k)),
                             Err(e) => {
                                 self.problem(entry, "private_key", format!("{e} (from {local})"));
@@ -378,20 +451,36 @@ impl Builder {
                     (spec.parameter_template.is_some(), "parameter_template"),
                 ] {
                     if present {
-                        self.problem(entry, field, format!("not used by type `{kind}`; remove it"));
+                        self.problem(
+                            entry,
+                            field,
+                            format!("not used by type `{kind}`; remove it"),
+                        );
                     }
                 }
-                let key_name = self.required(&spec.key_name, entry, "key_name", kind)?.clone();
-                let provider_id = self.required(&spec.provider_id, entry, "provider_id", kind)?.clone();
+                let key_name = self
+                    .required(&spec.key_name, entry, "key_name", kind)?
+                    .clone();
+                let provider_id = self
+                    .required(&spec.provider_id, entry, "provider_id", kind)?
+                    .clone();
                 let key_ref = self.required(&spec.key, entry, "key", kind)?;
                 let bytes = self.aes_key(key_ref, entry, "key")?;
                 let keyring = RawAesKeyring::new(&provider_id, &key_name, &bytes).ok()?;
-                (provider_id, Some(key_name), SourceMaterial::Local(Arc::new(keyring)))
+                (
+                    provider_id,
+                    Some(key_name),
+                    SourceMaterial::Local(Arc::new(keyring)),
+                )
             }
             SourceKind::AwsKms | SourceKind::AwsKmsDiscovery | SourceKind::SsmDiscovery => {
                 let aws = self.aws_keys(entry, "type")?;
                 match aws.source(id, spec) {
-                    Ok(remote) => (remote.provider_id.clone(), remote.key_name.clone(), remote.material),
+                    Ok(remote) => (
+                        remote.provider_id.clone(),
+                        remote.key_name.clone(),
+                        remote.material,
+                    ),
                     Err(problems) => {
                         for (field, msg) in problems {
                             self.problem(entry, field, msg);
@@ -415,7 +504,11 @@ impl Builder {
 
     fn aws_keys(&mut self, entry: &str, field: &str) -> Option<Arc<AwsKeys>> {
         if self.aws.is_none() {
-            self.problem(entry, field, "needs AWS access, which is not available in this context");
+            self.problem(
+                entry,
+                field,
+                "needs AWS access, which is not available in this context",
+            );
         }
         self.aws.clone()
     }
@@ -496,12 +589,27 @@ impl Builder {
                 keys.push(key);
             }
         }
+        // Older keys first: the order EDKs appear in envelopes and ids in responses.
+        keys.sort_by(|a, b| {
+            (
+                a.window.not_before.unwrap_or(OffsetDateTime::UNIX_EPOCH),
+                &a.id,
+            )
+                .cmp(&(
+                    b.window.not_before.unwrap_or(OffsetDateTime::UNIX_EPOCH),
+                    &b.id,
+                ))
+        });
         Some(Consumer {
             id: id.to_owned(),
             keys,
             suite,
             frame_length,
-            output: OutputContext { fixed, add, propagate },
+            output: OutputContext {
+                fixed,
+                add,
+                propagate,
+            },
             expiry_warning: spec.expiry_warning.unwrap_or(DEFAULT_EXPIRY_WARNING),
         })
     }
@@ -520,7 +628,11 @@ impl Builder {
         let check_unused = |b: &mut Builder, fields: &[(&str, bool)]| {
             for (field, present) in fields {
                 if *present {
-                    b.problem(entry, field, format!("not used by type `{kind}`; remove it"));
+                    b.problem(
+                        entry,
+                        field,
+                        format!("not used by type `{kind}`; remove it"),
+                    );
                 }
             }
         };
@@ -528,7 +640,13 @@ impl Builder {
         let mut window = own_window;
         let wrap = match spec.kind {
             ConsumerKeyKind::RsaPublic | ConsumerKeyKind::X509 => {
-                check_unused(self, &[("key", spec.key.is_some()), ("key_id", spec.key_id.is_some())]);
+                check_unused(
+                    self,
+                    &[
+                        ("key", spec.key.is_some()),
+                        ("key_id", spec.key_id.is_some()),
+                    ],
+                );
                 let public = if spec.kind == ConsumerKeyKind::RsaPublic {
                     check_unused(self, &[("certificate", spec.certificate.is_some())]);
                     let r = self.required(&spec.public_key, entry, "public_key", kind)?;
@@ -560,7 +678,14 @@ impl Builder {
                     }
                 };
                 if public.key_size_bits() < 2048 {
-                    self.problem(entry, "", format!("RSA key is {} bits; at least 2048 are required", public.key_size_bits()));
+                    self.problem(
+                        entry,
+                        "",
+                        format!(
+                            "RSA key is {} bits; at least 2048 are required",
+                            public.key_size_bits()
+                        ),
+                    );
                     return None;
                 }
                 match RawRsaKeyring::from_public_key(&provider_id, &key_name, padding, public) {
@@ -583,7 +708,9 @@ impl Builder {
                 );
                 let r = self.required(&spec.key, entry, "key", kind)?;
                 let bytes = self.aes_key(r, entry, "key")?;
-                ConsumerWrap::Local(Arc::new(RawAesKeyring::new(&provider_id, &key_name, &bytes).ok()?))
+                ConsumerWrap::Local(Arc::new(
+                    RawAesKeyring::new(&provider_id, &key_name, &bytes).ok()?,
+                ))
             }
             ConsumerKeyKind::AwsKms => {
                 check_unused(
@@ -661,7 +788,11 @@ impl Builder {
                 self.problem(&entry, "identities", "at least one identity is required");
             }
             if spec.routes.is_empty() && spec.consumers.is_empty() {
-                self.problem(&entry, "", "grants nothing: list `routes` and/or `consumers`");
+                self.problem(
+                    &entry,
+                    "",
+                    "grants nothing: list `routes` and/or `consumers`",
+                );
             }
             for r in &spec.routes {
                 if r != "*" && !routes.contains_key(r) && !file.routes.contains_key(r) {

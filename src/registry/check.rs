@@ -10,7 +10,9 @@ use std::fmt;
 use time::OffsetDateTime;
 
 use super::{ConsumerWrap, Registry, SourceMaterial, WindowStatus};
-use crate::esdk::{self, AlgorithmSuite, DecryptPolicy, EncryptionContext, EncryptionMaterials, IdentitySet};
+use crate::esdk::{
+    self, AlgorithmSuite, DecryptPolicy, EncryptionContext, EncryptionMaterials, IdentitySet,
+};
 use crate::keys::remote::KeyAccessError;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
@@ -83,13 +85,21 @@ pub async fn self_test(registry: &Registry, now: OffsetDateTime) -> Vec<Check> {
         let entry = format!("sources.{}", source.id);
         let window_note = match source.window.status(now) {
             WindowStatus::Active => None,
-            WindowStatus::NotYetValid => Some((CheckStatus::Ok, "not yet valid (starts later)".to_string())),
-            WindowStatus::Expired => Some((CheckStatus::Warn, "past `decrypt_until`: no longer used".to_string())),
+            WindowStatus::NotYetValid => {
+                Some((CheckStatus::Ok, "not yet valid (starts later)".to_string()))
+            }
+            WindowStatus::Expired => Some((
+                CheckStatus::Warn,
+                "past `decrypt_until`: no longer used".to_string(),
+            )),
         };
         let row = match &source.material {
             SourceMaterial::Local(keyring) => {
                 let result = (|| -> Result<(), esdk::Error> {
-                    let mut m = EncryptionMaterials::generate(AlgorithmSuite::Aes256GcmHkdfSha512CommitKey, test_context())?;
+                    let mut m = EncryptionMaterials::generate(
+                        AlgorithmSuite::Aes256GcmHkdfSha512CommitKey,
+                        test_context(),
+                    )?;
                     m.wrap_for(keyring.as_ref())?;
                     let ct = esdk::seal(TEST_DATA, &m, 4096)?;
                     let mut ids = IdentitySet::new();
@@ -101,8 +111,15 @@ pub async fn self_test(registry: &Registry, now: OffsetDateTime) -> Vec<Check> {
                     Ok(())
                 })();
                 match result {
-                    Ok(()) => Check::new(entry, CheckStatus::Ok, format!("{}: round trip ok", keyring.describe())),
-                    Err(e) => Check::new(entry, CheckStatus::Fail, format!("round trip failed: {e}")).blocking(),
+                    Ok(()) => Check::new(
+                        entry,
+                        CheckStatus::Ok,
+                        format!("{}: round trip ok", keyring.describe()),
+                    ),
+                    Err(e) => {
+                        Check::new(entry, CheckStatus::Fail, format!("round trip failed: {e}"))
+                            .blocking()
+                    }
                 }
             }
             SourceMaterial::Remote(remote) => match remote.self_test().await {
@@ -124,20 +141,30 @@ pub async fn self_test(registry: &Registry, now: OffsetDateTime) -> Vec<Check> {
         let mut active = 0;
         for key in &consumer.keys {
             let entry = format!("consumers.{}.keys.{}", consumer.id, key.id);
-            let what = if key.certificate.is_some() { "certificate" } else { "key window" };
+            let what = if key.certificate.is_some() {
+                "certificate"
+            } else {
+                "key window"
+            };
             let (mut status, mut notes) = match key.window.status(now) {
                 WindowStatus::Expired => (
                     CheckStatus::Fail,
                     vec![format!(
                         "{what} ended {}; the key is not used",
-                        key.window.not_after.map(|t| t.date().to_string()).unwrap_or_default()
+                        key.window
+                            .not_after
+                            .map(|t| t.date().to_string())
+                            .unwrap_or_default()
                     )],
                 ),
                 WindowStatus::NotYetValid => (
                     CheckStatus::Ok,
                     vec![format!(
                         "starts {}",
-                        key.window.not_before.map(|t| t.date().to_string()).unwrap_or_default()
+                        key.window
+                            .not_before
+                            .map(|t| t.date().to_string())
+                            .unwrap_or_default()
                     )],
                 ),
                 WindowStatus::Active => {
@@ -145,7 +172,11 @@ pub async fn self_test(registry: &Registry, now: OffsetDateTime) -> Vec<Check> {
                     match key.window.not_after {
                         Some(end) if end - now < consumer.expiry_warning => (
                             CheckStatus::Warn,
-                            vec![format!("{what} expires in {} days ({})", days(end - now), end.date())],
+                            vec![format!(
+                                "{what} expires in {} days ({})",
+                                days(end - now),
+                                end.date()
+                            )],
                         ),
                         _ => (CheckStatus::Ok, vec![]),
                     }

@@ -38,7 +38,10 @@ fn write_public(path: &Path, text: &str) -> std::io::Result<()> {
 
 /// `NAME.pub.pem` / `NAME.crt.pem` → `NAME.pem`, the private half beside it.
 fn private_sibling(path: &Path) -> PathBuf {
-    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("key.pem");
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("key.pem");
     let stem = name
         .strip_suffix(".pub.pem")
         .or_else(|| name.strip_suffix(".crt.pem"))
@@ -56,7 +59,10 @@ fn ensure_rsa_private(path: &Path, created: &mut Vec<PathBuf>) -> Result<String,
     created.push(path.to_owned());
     let pub_path = path.with_file_name(format!(
         "{}.pub.pem",
-        path.file_name().and_then(|n| n.to_str()).unwrap_or("key").trim_end_matches(".pem")
+        path.file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("key")
+            .trim_end_matches(".pem")
     ));
     if !pub_path.exists() {
         write_public(&pub_path, &public).map_err(|e| format!("{}: {e}", pub_path.display()))?;
@@ -67,7 +73,11 @@ fn ensure_rsa_private(path: &Path, created: &mut Vec<PathBuf>) -> Result<String,
 
 /// Creates every `file:` key the config references inside `dir` (relative to
 /// `base_dir`) that does not exist yet. Returns the files created.
-pub fn generate_missing_dev_keys(file: &ConfigFile, base_dir: &Path, dir: &Path) -> Result<Vec<PathBuf>, String> {
+pub fn generate_missing_dev_keys(
+    file: &ConfigFile,
+    base_dir: &Path,
+    dir: &Path,
+) -> Result<Vec<PathBuf>, String> {
     let root = base_dir.join(dir);
     let mut created = Vec::new();
     let missing = |r: &Option<KeyRef>| -> Option<PathBuf> {
@@ -101,13 +111,15 @@ pub fn generate_missing_dev_keys(file: &ConfigFile, base_dir: &Path, dir: &Path)
                     if let Some(path) = missing(&key.public_key) {
                         let private = ensure_rsa_private(&private_sibling(&path), &mut created)?;
                         if !path.exists() {
-                            let parsed = raw_rsa::parse_private_key_pem(private.as_bytes()).map_err(|e| e.to_string())?;
-                            let der = aws_lc_rs::encoding::AsDer::<aws_lc_rs::encoding::PublicKeyX509Der>::as_der(
-                                &parsed.public_key(),
-                            )
+                            let parsed = raw_rsa::parse_private_key_pem(private.as_bytes())
+                                .map_err(|e| e.to_string())?;
+                            let der = aws_lc_rs::encoding::AsDer::<
+                                aws_lc_rs::encoding::PublicKeyX509Der,
+                            >::as_der(&parsed.public_key())
                             .map_err(|_| "public key encoding".to_string())?;
                             let pem = crate::keys::pem::encode("PUBLIC KEY", der.as_ref());
-                            write_public(&path, &pem).map_err(|e| format!("{}: {e}", path.display()))?;
+                            write_public(&path, &pem)
+                                .map_err(|e| format!("{}: {e}", path.display()))?;
                             created.push(path);
                         }
                     }
@@ -116,10 +128,19 @@ pub fn generate_missing_dev_keys(file: &ConfigFile, base_dir: &Path, dir: &Path)
                     if let Some(path) = missing(&key.certificate) {
                         let private = ensure_rsa_private(&private_sibling(&path), &mut created)?;
                         let now = OffsetDateTime::now_utc();
-                        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("reseal-dev");
-                        let pem = cert::self_signed_rsa(&private, name, now - Duration::days(1), now + Duration::days(365))
-                            .map_err(|e| e.to_string())?;
-                        write_public(&path, &pem).map_err(|e| format!("{}: {e}", path.display()))?;
+                        let name = path
+                            .file_name()
+                            .and_then(|n| n.to_str())
+                            .unwrap_or("reseal-dev");
+                        let pem = cert::self_signed_rsa(
+                            &private,
+                            name,
+                            now - Duration::days(1),
+                            now + Duration::days(365),
+                        )
+                        .map_err(|e| e.to_string())?;
+                        write_public(&path, &pem)
+                            .map_err(|e| format!("{}: {e}", path.display()))?;
                         created.push(path);
                     }
                 }
@@ -138,7 +159,9 @@ pub fn generate_missing_dev_keys(file: &ConfigFile, base_dir: &Path, dir: &Path)
 fn write_aes(path: &Path, created: &mut Vec<PathBuf>) -> Result<(), String> {
     let mut key = zeroize::Zeroizing::new([0u8; 32]);
     aws_lc_rs::rand::fill(key.as_mut()).map_err(|_| "random source failed".to_string())?;
-    let text = zeroize::Zeroizing::new(base64::engine::general_purpose::STANDARD.encode(key.as_ref()) + "\n");
+    let text = zeroize::Zeroizing::new(
+        base64::engine::general_purpose::STANDARD.encode(key.as_ref()) + "\n",
+    );
     write_private(path, &text).map_err(|e| format!("{}: {e}", path.display()))?;
     created.push(path.to_owned());
     Ok(())

@@ -18,9 +18,13 @@ use std::time::Duration;
 
 use time::OffsetDateTime;
 
-use crate::esdk::{self, AlgorithmSuite, DecryptPolicy, EncryptionContext, Header, KeyIndex, Keyring, Recipient};
+use crate::esdk::{
+    self, AlgorithmSuite, DecryptPolicy, EncryptionContext, Header, KeyIndex, Keyring, Recipient,
+};
 use crate::keys::remote::{RemoteRecipient, RemoteSource};
-pub use build::{load, load_str, parse_file, LoadError, LoadOptions, Loaded, DEFAULT_CONSUMER_SUITE};
+pub use build::{
+    load, load_str, parse_file, LoadError, LoadOptions, Loaded, DEFAULT_CONSUMER_SUITE,
+};
 pub use check::{self_test, Check, CheckStatus};
 pub use devkeys::generate_missing_dev_keys;
 pub use model::{ConfigFile, ConsumerKeyKind, ContextField, SourceKind};
@@ -165,23 +169,39 @@ impl SourceSet {
         let key = Arc::new(key);
         match (&key.key_name, &key.material) {
             (Some(name), SourceMaterial::Local(identity)) => {
-                self.exact
-                    .insert(&key.provider_id, name.as_bytes(), identity.layout(), key.clone());
+                self.exact.insert(
+                    &key.provider_id,
+                    name.as_bytes(),
+                    identity.layout(),
+                    key.clone(),
+                );
             }
             (Some(name), SourceMaterial::Remote(remote)) => {
                 for name in remote.key_names().unwrap_or_else(|| vec![name.clone()]) {
-                    self.exact
-                        .insert(&key.provider_id, name.as_bytes(), esdk::KeyNameLayout::Whole, key.clone());
+                    self.exact.insert(
+                        &key.provider_id,
+                        name.as_bytes(),
+                        esdk::KeyNameLayout::Whole,
+                        key.clone(),
+                    );
                 }
             }
             (None, SourceMaterial::Remote(remote)) => match remote.key_names() {
                 Some(names) => {
                     for name in names {
-                        self.exact
-                            .insert(&key.provider_id, name.as_bytes(), esdk::KeyNameLayout::Whole, key.clone());
+                        self.exact.insert(
+                            &key.provider_id,
+                            name.as_bytes(),
+                            esdk::KeyNameLayout::Whole,
+                            key.clone(),
+                        );
                     }
                 }
-                None => self.discovery.entry(key.provider_id.clone()).or_default().push(key.clone()),
+                None => self
+                    .discovery
+                    .entry(key.provider_id.clone())
+                    .or_default()
+                    .push(key.clone()),
             },
             (None, SourceMaterial::Local(_)) => {}
         }
@@ -219,7 +239,9 @@ impl SourceSet {
                 .filter(|s| matches!(&s.material, SourceMaterial::Remote(r) if r.answers_for(&edk.provider_info)));
             for source in exact.chain(discovered) {
                 let hinted = hint.is_none_or(|h| {
-                    source.id == h || source.key_name.as_deref() == Some(h) || edk.provider_info == h.as_bytes()
+                    source.id == h
+                        || source.key_name.as_deref() == Some(h)
+                        || edk.provider_info == h.as_bytes()
                 });
                 if hinted {
                     out.push(Candidate {

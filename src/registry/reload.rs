@@ -23,7 +23,11 @@ use crate::telemetry::{Metrics, OutcomeLabels};
 pub enum ConfigSource {
     File(PathBuf),
     /// Text compiled into the binary (the development default).
-    Embedded { name: String, text: String, base_dir: PathBuf },
+    Embedded {
+        name: String,
+        text: String,
+        base_dir: PathBuf,
+    },
 }
 
 /// What a reload attempt did.
@@ -58,7 +62,12 @@ fn digest(text: &str) -> String {
 }
 
 impl RegistryHandle {
-    pub fn new(source: ConfigSource, options: LoadOptions, clock: Arc<dyn Clock>, metrics: Arc<Metrics>) -> Self {
+    pub fn new(
+        source: ConfigSource,
+        options: LoadOptions,
+        clock: Arc<dyn Clock>,
+        metrics: Arc<Metrics>,
+    ) -> Self {
         RegistryHandle {
             current: ArcSwapOption::empty(),
             source,
@@ -88,11 +97,19 @@ impl RegistryHandle {
     fn read(&self) -> Result<(String, String, PathBuf), String> {
         match &self.source {
             ConfigSource::File(path) => {
-                let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-                let base = path.parent().map(|p| p.to_owned()).unwrap_or_else(|| PathBuf::from("."));
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+                let base = path
+                    .parent()
+                    .map(|p| p.to_owned())
+                    .unwrap_or_else(|| PathBuf::from("."));
                 Ok((text, path.display().to_string(), base))
             }
-            ConfigSource::Embedded { name, text, base_dir } => Ok((text.clone(), name.clone(), base_dir.clone())),
+            ConfigSource::Embedded {
+                name,
+                text,
+                base_dir,
+            } => Ok((text.clone(), name.clone(), base_dir.clone())),
         }
     }
 
@@ -105,14 +122,23 @@ impl RegistryHandle {
             Err(e) => return self.reject(None, vec![e]),
         };
         let d = digest(&text);
-        if !force && self.last_attempt.lock().unwrap_or_else(|e| e.into_inner()).as_deref() == Some(d.as_str()) {
+        if !force
+            && self
+                .last_attempt
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .as_deref()
+                == Some(d.as_str())
+        {
             return ReloadOutcome::Unchanged;
         }
         let loaded = {
             let options = self.options.clone();
             let origin = origin.clone();
             // Parsing PEM and RSA keys is CPU work: keep it off the reactor.
-            match tokio::task::spawn_blocking(move || load_str(&text, &origin, &base, &options)).await {
+            match tokio::task::spawn_blocking(move || load_str(&text, &origin, &base, &options))
+                .await
+            {
                 Ok(Ok(l)) => l,
                 Ok(Err(e)) => return self.reject(Some(d), e.problems()),
                 Err(e) => return self.reject(Some(d), vec![format!("loader crashed: {e}")]),
@@ -132,9 +158,15 @@ impl RegistryHandle {
         }
         for c in &checks {
             match c.status {
-                CheckStatus::Ok => tracing::debug!(entry = %c.entry, detail = %c.detail, "key check ok"),
-                CheckStatus::Warn => tracing::warn!(entry = %c.entry, detail = %c.detail, "key check warning"),
-                CheckStatus::Fail => tracing::error!(entry = %c.entry, detail = %c.detail, "key check failed"),
+                CheckStatus::Ok => {
+                    tracing::debug!(entry = %c.entry, detail = %c.detail, "key check ok")
+                }
+                CheckStatus::Warn => {
+                    tracing::warn!(entry = %c.entry, detail = %c.detail, "key check warning")
+                }
+                CheckStatus::Fail => {
+                    tracing::error!(entry = %c.entry, detail = %c.detail, "key check failed")
+                }
             }
         }
         let registry = loaded.registry;
@@ -151,7 +183,9 @@ impl RegistryHandle {
         *self.last_attempt.lock().unwrap_or_else(|e| e.into_inner()) = Some(d);
         self.metrics
             .registry_reloads
-            .get_or_create(&OutcomeLabels { outcome: "ok".into() })
+            .get_or_create(&OutcomeLabels {
+                outcome: "ok".into(),
+            })
             .inc();
         self.metrics
             .registry_last_success
@@ -173,17 +207,24 @@ impl RegistryHandle {
         }
         self.metrics
             .registry_reloads
-            .get_or_create(&OutcomeLabels { outcome: "failed".into() })
+            .get_or_create(&OutcomeLabels {
+                outcome: "failed".into(),
+            })
             .inc();
         ReloadOutcome::Rejected { problems }
     }
 
     /// Polls the file every `interval` and reloads on SIGHUP, until `shutdown` flips.
-    pub fn spawn_watcher(self: &Arc<Self>, interval: Duration, mut shutdown: watch::Receiver<bool>) {
+    pub fn spawn_watcher(
+        self: &Arc<Self>,
+        interval: Duration,
+        mut shutdown: watch::Receiver<bool>,
+    ) {
         let handle = self.clone();
         tokio::spawn(async move {
             #[cfg(unix)]
-            let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+            let mut hup =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
             let mut ticker = (!interval.is_zero()).then(|| {
                 let mut t = tokio::time::interval(interval);
                 t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

@@ -25,7 +25,8 @@ pub fn other_rsa_2048_pem() -> &'static (String, String) {
 }
 
 pub fn rsa_keyring(provider: &str, name: &str, padding: RsaPadding) -> RawRsaKeyring {
-    RawRsaKeyring::from_private_pem(provider, name, padding, rsa_2048_pem().0.as_bytes()).expect("rsa keyring")
+    RawRsaKeyring::from_private_pem(provider, name, padding, rsa_2048_pem().0.as_bytes())
+        .expect("rsa keyring")
 }
 
 pub fn aes_keyring(provider: &str, name: &str, bits: usize) -> RawAesKeyring {

@@ -6,9 +6,9 @@ use std::sync::Arc;
 use proptest::prelude::*;
 use reseal::esdk::context::PUBLIC_KEY_FIELD;
 use reseal::esdk::{
-    self, AlgorithmSuite, AuthenticationError, ContextError, DecryptCommitment, DecryptPolicy, EncryptCommitment,
-    EncryptOptions, EncryptionContext, EncryptionMaterials, Error, FormatError, IdentitySet, LimitError, Limits,
-    Message, SignedPolicy, SuiteRefusal,
+    self, AlgorithmSuite, AuthenticationError, ContextError, DecryptCommitment, DecryptPolicy,
+    EncryptCommitment, EncryptOptions, EncryptionContext, EncryptionMaterials, Error, FormatError,
+    IdentitySet, LimitError, Limits, Message, SignedPolicy, SuiteRefusal,
 };
 use reseal::keys::{RawRsaKeyring, RsaPadding};
 
@@ -35,7 +35,11 @@ fn connect_message() -> (Vec<u8>, IdentitySet) {
     (ct, identities(vec![Arc::new(connect_keyring())]))
 }
 
-fn aes_message(suite: AlgorithmSuite, frame_length: u32, plaintext: &[u8]) -> (Vec<u8>, IdentitySet) {
+fn aes_message(
+    suite: AlgorithmSuite,
+    frame_length: u32,
+    plaintext: &[u8],
+) -> (Vec<u8>, IdentitySet) {
     let k = aes_keyring("p", "aes", 256);
     let ct = esdk::encrypt(
         plaintext,
@@ -55,9 +59,21 @@ fn open(ct: &[u8], ids: &IdentitySet) -> Result<Vec<u8>, Error> {
 fn every_single_bit_flip_is_rejected() {
     let cases = [
         connect_message(),
-        aes_message(AlgorithmSuite::Aes256GcmHkdfSha512CommitKey, 8, b"0123456789abcdefXYZ"),
-        aes_message(AlgorithmSuite::Aes128GcmIv12Tag16NoKdf, 0, b"legacy non-framed"),
-        aes_message(AlgorithmSuite::Aes256GcmHkdfSha512CommitKeyEcdsaP384, 4096, b"signed+committed"),
+        aes_message(
+            AlgorithmSuite::Aes256GcmHkdfSha512CommitKey,
+            8,
+            b"0123456789abcdefXYZ",
+        ),
+        aes_message(
+            AlgorithmSuite::Aes128GcmIv12Tag16NoKdf,
+            0,
+            b"legacy non-framed",
+        ),
+        aes_message(
+            AlgorithmSuite::Aes256GcmHkdfSha512CommitKeyEcdsaP384,
+            4096,
+            b"signed+committed",
+        ),
     ];
     for (ct, ids) in &cases {
         assert!(open(ct, ids).is_ok());
@@ -81,7 +97,11 @@ fn every_single_bit_flip_is_rejected() {
 fn every_truncation_is_rejected() {
     for (ct, ids) in [
         connect_message(),
-        aes_message(AlgorithmSuite::Aes256GcmHkdfSha512CommitKey, 5, b"0123456789abcdef"),
+        aes_message(
+            AlgorithmSuite::Aes256GcmHkdfSha512CommitKey,
+            5,
+            b"0123456789abcdef",
+        ),
         aes_message(AlgorithmSuite::Aes192GcmIv12Tag16HkdfSha256, 0, b"x"),
     ] {
         for len in 0..ct.len() {
@@ -98,16 +118,24 @@ fn every_truncation_is_rejected() {
 fn trailing_bytes_are_rejected() {
     let (mut ct, ids) = connect_message();
     ct.push(0);
-    assert_eq!(open(&ct, &ids).unwrap_err(), Error::Format(FormatError::TrailingBytes(1)));
+    assert_eq!(
+        open(&ct, &ids).unwrap_err(),
+        Error::Format(FormatError::TrailingBytes(1))
+    );
     let (mut ct, ids) = aes_message(AlgorithmSuite::Aes256GcmHkdfSha512CommitKey, 4, b"abcdefgh");
     ct.extend_from_slice(b"junk");
-    assert_eq!(open(&ct, &ids).unwrap_err(), Error::Format(FormatError::TrailingBytes(4)));
+    assert_eq!(
+        open(&ct, &ids).unwrap_err(),
+        Error::Format(FormatError::TrailingBytes(4))
+    );
 }
 
 /// 50 bytes at frame length 16: three regular frames and a final frame of 2.
 fn framed() -> (Vec<u8>, IdentitySet, usize) {
     let (ct, ids) = aes_message(AlgorithmSuite::Aes256GcmHkdfSha512CommitKey, 16, &[7u8; 50]);
-    let header_len = Message::parse(&ct, &Limits::default()).unwrap().header_len();
+    let header_len = Message::parse(&ct, &Limits::default())
+        .unwrap()
+        .header_len();
     (ct, ids, header_len)
 }
 
@@ -115,7 +143,9 @@ const REGULAR: usize = 4 + 12 + 16 + 16;
 
 fn frames(ct: &[u8], header_len: usize) -> (Vec<Vec<u8>>, Vec<u8>) {
     let body = &ct[header_len..];
-    let regular: Vec<Vec<u8>> = (0..3).map(|i| body[i * REGULAR..(i + 1) * REGULAR].to_vec()).collect();
+    let regular: Vec<Vec<u8>> = (0..3)
+        .map(|i| body[i * REGULAR..(i + 1) * REGULAR].to_vec())
+        .collect();
     (regular, body[3 * REGULAR..].to_vec())
 }
 
@@ -132,11 +162,17 @@ fn reordered_duplicated_and_missing_frames_are_rejected() {
     let (ct, ids, hl) = framed();
     let header = &ct[..hl];
     let (f, last) = frames(&ct, hl);
-    assert_eq!(open(&assemble(header, &[&f[0], &f[1], &f[2], &last]), &ids).unwrap(), vec![7u8; 50]);
+    assert_eq!(
+        open(&assemble(header, &[&f[0], &f[1], &f[2], &last]), &ids).unwrap(),
+        vec![7u8; 50]
+    );
 
     let cases: Vec<(&str, Vec<u8>)> = vec![
         ("swapped", assemble(header, &[&f[1], &f[0], &f[2], &last])),
-        ("duplicated", assemble(header, &[&f[0], &f[0], &f[1], &f[2], &last])),
+        (
+            "duplicated",
+            assemble(header, &[&f[0], &f[0], &f[1], &f[2], &last]),
+        ),
         ("missing middle", assemble(header, &[&f[0], &f[2], &last])),
         ("missing final", assemble(header, &[&f[0], &f[1], &f[2]])),
         ("final only", assemble(header, &[&last])),
@@ -152,13 +188,19 @@ fn reordered_duplicated_and_missing_frames_are_rejected() {
     a[..4].copy_from_slice(&1u32.to_be_bytes());
     b[..4].copy_from_slice(&2u32.to_be_bytes());
     let err = open(&assemble(header, &[&a, &b, &f[2], &last]), &ids).unwrap_err();
-    assert_eq!(err, Error::Authentication(AuthenticationError::Frame { sequence: 1 }));
+    assert_eq!(
+        err,
+        Error::Authentication(AuthenticationError::Frame { sequence: 1 })
+    );
 
     // A frame lifted from another message under the same key.
     let (other, _, hl2) = framed();
     let (g, _) = frames(&other, hl2);
     let err = open(&assemble(header, &[&f[0], &g[1], &f[2], &last]), &ids).unwrap_err();
-    assert_eq!(err, Error::Authentication(AuthenticationError::Frame { sequence: 2 }));
+    assert_eq!(
+        err,
+        Error::Authentication(AuthenticationError::Frame { sequence: 2 })
+    );
 }
 
 #[test]
@@ -185,21 +227,32 @@ fn wrong_or_missing_key() {
     assert!(matches!(err, Error::UnwrapFailed { .. }), "{err}");
 
     // Right key, wrong padding.
-    let err = open(&ct, &identities(vec![Arc::new(rsa_keyring("AmazonConnect", CONNECT_KEY_ID, RsaPadding::OaepSha256))]))
-        .unwrap_err();
+    let err = open(
+        &ct,
+        &identities(vec![Arc::new(rsa_keyring(
+            "AmazonConnect",
+            CONNECT_KEY_ID,
+            RsaPadding::OaepSha256,
+        ))]),
+    )
+    .unwrap_err();
     assert!(matches!(err, Error::UnwrapFailed { .. }), "{err}");
 
     // Same AES key name, different key bytes.
     let (ct, _) = aes_message(AlgorithmSuite::Aes256GcmHkdfSha512CommitKey, 4096, b"x");
     let wrong = reseal::keys::RawAesKeyring::new("p", "aes", &[9u8; 32]).unwrap();
-    assert!(matches!(open(&ct, &identities(vec![Arc::new(wrong)])).unwrap_err(), Error::UnwrapFailed { .. }));
+    assert!(matches!(
+        open(&ct, &identities(vec![Arc::new(wrong)])).unwrap_err(),
+        Error::UnwrapFailed { .. }
+    ));
 }
 
 #[test]
 fn required_context_must_be_supplied_and_match() {
     let k = aes_keyring("p", "aes", 256);
     let ctx: EncryptionContext = [("tenant", "a"), ("stored", "b")].into_iter().collect();
-    let mut m = EncryptionMaterials::generate(AlgorithmSuite::Aes256GcmHkdfSha512CommitKey, ctx).unwrap();
+    let mut m =
+        EncryptionMaterials::generate(AlgorithmSuite::Aes256GcmHkdfSha512CommitKey, ctx).unwrap();
     m.require_keys(["tenant"]).unwrap();
     m.wrap_for(&k).unwrap();
     let ct = esdk::seal(b"hello", &m, 4096).unwrap();
@@ -212,16 +265,23 @@ fn required_context_must_be_supplied_and_match() {
     let mismatch: EncryptionContext = [("tenant", "a"), ("stored", "other")].into_iter().collect();
     assert_eq!(
         esdk::decrypt(&ct, &ids, &p, Some(&mismatch)).err(),
-        Some(Error::Context(ContextError::Mismatch { key: "stored".into() }))
+        Some(Error::Context(ContextError::Mismatch {
+            key: "stored".into()
+        }))
     );
     // With an RSA keyring (whose wrapping ignores the context) the header tag is what catches it.
     let rsa = rsa_keyring("p", "rsa", RsaPadding::OaepSha256);
     let ctx: EncryptionContext = [("tenant", "a")].into_iter().collect();
-    let mut m = EncryptionMaterials::generate(AlgorithmSuite::Aes256GcmIv12Tag16HkdfSha256, ctx).unwrap();
+    let mut m =
+        EncryptionMaterials::generate(AlgorithmSuite::Aes256GcmIv12Tag16HkdfSha256, ctx).unwrap();
     m.require_keys(["tenant"]).unwrap();
     m.wrap_for(&rsa).unwrap();
     let ct = esdk::seal(b"hello", &m, 4096).unwrap();
-    let ids = identities(vec![Arc::new(rsa_keyring("p", "rsa", RsaPadding::OaepSha256))]);
+    let ids = identities(vec![Arc::new(rsa_keyring(
+        "p",
+        "rsa",
+        RsaPadding::OaepSha256,
+    ))]);
     assert_eq!(
         esdk::decrypt(&ct, &ids, &p, Some(&wrong)).err(),
         Some(Error::Authentication(AuthenticationError::HeaderTag))
@@ -231,36 +291,75 @@ fn required_context_must_be_supplied_and_match() {
 #[test]
 fn commitment_and_header_tampering_have_precise_errors() {
     let rsa = rsa_keyring("p", "rsa", RsaPadding::OaepSha256);
-    let ct = esdk::encrypt(b"x", &[&rsa], &[("k", "v")].into_iter().collect(), &EncryptOptions::default()).unwrap();
-    let ids = identities(vec![Arc::new(rsa_keyring("p", "rsa", RsaPadding::OaepSha256))]);
+    let ct = esdk::encrypt(
+        b"x",
+        &[&rsa],
+        &[("k", "v")].into_iter().collect(),
+        &EncryptOptions::default(),
+    )
+    .unwrap();
+    let ids = identities(vec![Arc::new(rsa_keyring(
+        "p",
+        "rsa",
+        RsaPadding::OaepSha256,
+    ))]);
     let msg = Message::parse(&ct, &Limits::default()).unwrap();
     // The commitment sits just before the 16-byte header tag.
     let mut bad = ct.clone();
     bad[msg.header_len() - 16 - 1] ^= 1;
-    assert_eq!(open(&bad, &ids).unwrap_err(), Error::Authentication(AuthenticationError::Commitment));
+    assert_eq!(
+        open(&bad, &ids).unwrap_err(),
+        Error::Authentication(AuthenticationError::Commitment)
+    );
     // The context value "v" is authenticated by the header tag.
     let pos = ct.windows(3).position(|w| w == b"\x00\x01v").unwrap() + 2;
     let mut bad = ct.clone();
     bad[pos] = b'w';
-    assert_eq!(open(&bad, &ids).unwrap_err(), Error::Authentication(AuthenticationError::HeaderTag));
+    assert_eq!(
+        open(&bad, &ids).unwrap_err(),
+        Error::Authentication(AuthenticationError::HeaderTag)
+    );
 }
 
 #[test]
 fn signature_rules() {
     let k = aes_keyring("p", "aes", 256);
     let suite = AlgorithmSuite::Aes256GcmHkdfSha512CommitKeyEcdsaP384;
-    let a = esdk::encrypt(b"same", &[&k], &EncryptionContext::new(), &opts(suite, 4096)).unwrap();
-    let b = esdk::encrypt(b"same", &[&k], &EncryptionContext::new(), &opts(suite, 4096)).unwrap();
+    let a = esdk::encrypt(
+        b"same",
+        &[&k],
+        &EncryptionContext::new(),
+        &opts(suite, 4096),
+    )
+    .unwrap();
+    let b = esdk::encrypt(
+        b"same",
+        &[&k],
+        &EncryptionContext::new(),
+        &opts(suite, 4096),
+    )
+    .unwrap();
     let ids = identities(vec![Arc::new(aes_keyring("p", "aes", 256))]);
     // Another message's signature does not verify this one.
     let mut swapped = a[..a.len() - 103].to_vec();
     swapped.extend_from_slice(&b[b.len() - 103..]);
-    assert_eq!(open(&swapped, &ids).unwrap_err(), Error::Authentication(AuthenticationError::Signature));
+    assert_eq!(
+        open(&swapped, &ids).unwrap_err(),
+        Error::Authentication(AuthenticationError::Signature)
+    );
 
     // "Half-signed": an unsigned suite carrying a verification key must be refused.
-    let unsigned = esdk::encrypt(b"x", &[&k], &EncryptionContext::new(), &EncryptOptions::default()).unwrap();
+    let unsigned = esdk::encrypt(
+        b"x",
+        &[&k],
+        &EncryptionContext::new(),
+        &EncryptOptions::default(),
+    )
+    .unwrap();
     let mut msg = Message::parse(&unsigned, &Limits::default()).unwrap();
-    msg.header.encryption_context.insert(PUBLIC_KEY_FIELD, "AAAA");
+    msg.header
+        .encryption_context
+        .insert(PUBLIC_KEY_FIELD, "AAAA");
     assert_eq!(
         msg.decryption_context(None).err(),
         Some(Error::Context(ContextError::UnexpectedVerificationKey))
@@ -292,14 +391,24 @@ fn policies_refuse_before_any_key_is_used() {
             signed: SignedPolicy::Forbid,
             ..Default::default()
         }),
-        Some(Error::SuiteNotAllowed { reason: SuiteRefusal::SignedForbidden, .. })
+        Some(Error::SuiteNotAllowed {
+            reason: SuiteRefusal::SignedForbidden,
+            ..
+        })
     ));
     assert!(matches!(
         refuse(DecryptPolicy {
-            allowed_suites: Some([AlgorithmSuite::Aes256GcmHkdfSha512CommitKey].into_iter().collect()),
+            allowed_suites: Some(
+                [AlgorithmSuite::Aes256GcmHkdfSha512CommitKey]
+                    .into_iter()
+                    .collect()
+            ),
             ..Default::default()
         }),
-        Some(Error::SuiteNotAllowed { reason: SuiteRefusal::NotAllowed, .. })
+        Some(Error::SuiteNotAllowed {
+            reason: SuiteRefusal::NotAllowed,
+            ..
+        })
     ));
     // Encrypt defaults to committed suites.
     let k = aes_keyring("p", "aes", 256);
@@ -318,8 +427,14 @@ fn policies_refuse_before_any_key_is_used() {
 #[test]
 fn limits_are_enforced_early() {
     // 20 EDKs against the default limit of 16.
-    let keys: Vec<_> = (0..20).map(|i| aes_keyring("p", &format!("k{i}"), 256)).collect();
-    let mut m = EncryptionMaterials::generate(AlgorithmSuite::Aes256GcmHkdfSha512CommitKey, EncryptionContext::new()).unwrap();
+    let keys: Vec<_> = (0..20)
+        .map(|i| aes_keyring("p", &format!("k{i}"), 256))
+        .collect();
+    let mut m = EncryptionMaterials::generate(
+        AlgorithmSuite::Aes256GcmHkdfSha512CommitKey,
+        EncryptionContext::new(),
+    )
+    .unwrap();
     for k in &keys {
         m.wrap_for(k).unwrap();
     }
@@ -340,22 +455,43 @@ fn limits_are_enforced_early() {
 
     let (ct, ids) = aes_message(AlgorithmSuite::Aes256GcmHkdfSha512CommitKey, 1, &[1u8; 100]);
     let with = |limits: Limits| {
-        esdk::decrypt(&ct, &ids, &DecryptPolicy { limits, ..Default::default() }, None).err()
+        esdk::decrypt(
+            &ct,
+            &ids,
+            &DecryptPolicy {
+                limits,
+                ..Default::default()
+            },
+            None,
+        )
+        .err()
     };
     assert_eq!(
-        with(Limits { max_frames: 10, ..Default::default() }),
+        with(Limits {
+            max_frames: 10,
+            ..Default::default()
+        }),
         Some(Error::Limit(LimitError::TooManyFrames { max: 10 }))
     );
     assert_eq!(
-        with(Limits { max_body_bytes: 100, ..Default::default() }),
+        with(Limits {
+            max_body_bytes: 100,
+            ..Default::default()
+        }),
         Some(Error::Limit(LimitError::BodyTooLarge { max: 100 }))
     );
     assert_eq!(
-        with(Limits { max_header_bytes: 64, ..Default::default() }),
+        with(Limits {
+            max_header_bytes: 64,
+            ..Default::default()
+        }),
         Some(Error::Limit(LimitError::HeaderTooLarge { max: 64 }))
     );
     assert!(matches!(
-        with(Limits { max_encryption_context_bytes: 2, ..Default::default() }),
+        with(Limits {
+            max_encryption_context_bytes: 2,
+            ..Default::default()
+        }),
         Some(Error::Limit(LimitError::EncryptionContextTooLarge { .. }))
     ));
 }

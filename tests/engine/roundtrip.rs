@@ -4,8 +4,8 @@ use std::sync::Arc;
 
 use proptest::prelude::*;
 use reseal::esdk::{
-    self, AlgorithmSuite, DecryptPolicy, EncryptCommitment, EncryptOptions, EncryptionContext, EncryptionMaterials,
-    Identity, Message, Recipient,
+    self, AlgorithmSuite, DecryptPolicy, EncryptCommitment, EncryptOptions, EncryptionContext,
+    EncryptionMaterials, Identity, Message, Recipient,
 };
 use reseal::keys::RsaPadding;
 
@@ -86,10 +86,20 @@ fn every_suite_every_key_kind_and_non_framed() {
         for frame_length in [0u32, 1, 4096] {
             for padding in paddings {
                 let k = rsa_keyring("p", "rsa", padding);
-                let ct = esdk::encrypt(b"4111111111111111", &[&k], &ctx, &options(suite, frame_length)).unwrap();
+                let ct = esdk::encrypt(
+                    b"4111111111111111",
+                    &[&k],
+                    &ctx,
+                    &options(suite, frame_length),
+                )
+                .unwrap();
                 let ids = identities(vec![Arc::new(rsa_keyring("p", "rsa", padding))]);
                 let out = esdk::decrypt(&ct, &ids, &DecryptPolicy::default(), None).unwrap();
-                assert_eq!(out.plaintext.as_bytes(), b"4111111111111111", "{suite} {padding:?} f{frame_length}");
+                assert_eq!(
+                    out.plaintext.as_bytes(),
+                    b"4111111111111111",
+                    "{suite} {padding:?} f{frame_length}"
+                );
             }
             for bits in [128, 192, 256] {
                 let k = aes_keyring("p", "aes", bits);
@@ -107,7 +117,13 @@ fn one_message_many_recipients_each_opens_it() {
     // Rotation: one envelope wrapped for an old and a new key; either opens it.
     let old = aes_keyring("consumer", "key-2025", 256);
     let new = rsa_keyring("consumer", "key-2026", RsaPadding::OaepSha256);
-    let ct = esdk::encrypt(b"secret", &[&old, &new], &EncryptionContext::new(), &EncryptOptions::default()).unwrap();
+    let ct = esdk::encrypt(
+        b"secret",
+        &[&old, &new],
+        &EncryptionContext::new(),
+        &EncryptOptions::default(),
+    )
+    .unwrap();
     let header = Message::parse(&ct, &Default::default()).unwrap().header;
     assert_eq!(header.encrypted_data_keys.len(), 2);
     for id in [
@@ -115,7 +131,8 @@ fn one_message_many_recipients_each_opens_it() {
         Arc::new(rsa_keyring("consumer", "key-2026", RsaPadding::OaepSha256)),
     ] {
         let name = String::from_utf8(id.key_name().to_vec()).unwrap();
-        let out = esdk::decrypt(&ct, &identities(vec![id]), &DecryptPolicy::default(), None).unwrap();
+        let out =
+            esdk::decrypt(&ct, &identities(vec![id]), &DecryptPolicy::default(), None).unwrap();
         assert_eq!(out.plaintext.as_bytes(), b"secret");
         assert_eq!(out.opened_by.key_name, name);
     }
@@ -125,12 +142,17 @@ fn one_message_many_recipients_each_opens_it() {
 fn required_context_round_trip() {
     let k = aes_keyring("p", "aes", 256);
     let ctx: EncryptionContext = [("tenant", "a"), ("stored", "b")].into_iter().collect();
-    let mut materials = EncryptionMaterials::generate(AlgorithmSuite::Aes256GcmHkdfSha512CommitKey, ctx).unwrap();
+    let mut materials =
+        EncryptionMaterials::generate(AlgorithmSuite::Aes256GcmHkdfSha512CommitKey, ctx).unwrap();
     materials.require_keys(["tenant"]).unwrap();
     materials.wrap_for(&k).unwrap();
     let ct = esdk::seal(b"hello", &materials, 4096).unwrap();
     let header = Message::parse(&ct, &Default::default()).unwrap().header;
-    assert_eq!(header.encryption_context.get("tenant"), None, "required-only key is not stored");
+    assert_eq!(
+        header.encryption_context.get("tenant"),
+        None,
+        "required-only key is not stored"
+    );
     let ids = identities(vec![Arc::new(aes_keyring("p", "aes", 256))]);
     let reproduced: EncryptionContext = [("tenant", "a")].into_iter().collect();
     let out = esdk::decrypt(&ct, &ids, &DecryptPolicy::default(), Some(&reproduced)).unwrap();
@@ -140,7 +162,11 @@ fn required_context_round_trip() {
 #[test]
 fn materials_reuse_gives_fresh_message_ids() {
     let k = aes_keyring("p", "aes", 256);
-    let mut m = EncryptionMaterials::generate(AlgorithmSuite::Aes256GcmHkdfSha512CommitKey, EncryptionContext::new()).unwrap();
+    let mut m = EncryptionMaterials::generate(
+        AlgorithmSuite::Aes256GcmHkdfSha512CommitKey,
+        EncryptionContext::new(),
+    )
+    .unwrap();
     m.wrap_for(&k).unwrap();
     let a = esdk::seal(b"x", &m, 4096).unwrap();
     let b = esdk::seal(b"x", &m, 4096).unwrap();
@@ -163,8 +189,20 @@ fn connect_shaped_message() {
     let msg = Message::parse(&ct, &Default::default()).unwrap();
     assert_eq!(msg.header.suite.id(), 0x0378);
     assert_eq!(msg.header.frame_length, 4096);
-    assert_eq!(msg.header.encrypted_data_keys[0].provider_id, "AmazonConnect");
-    assert_eq!(msg.header.encrypted_data_keys[0].provider_info, CONNECT_KEY_ID.as_bytes());
-    let out = esdk::decrypt(&ct, &identities(vec![Arc::new(connect_keyring())]), &DecryptPolicy::default(), None).unwrap();
+    assert_eq!(
+        msg.header.encrypted_data_keys[0].provider_id,
+        "AmazonConnect"
+    );
+    assert_eq!(
+        msg.header.encrypted_data_keys[0].provider_info,
+        CONNECT_KEY_ID.as_bytes()
+    );
+    let out = esdk::decrypt(
+        &ct,
+        &identities(vec![Arc::new(connect_keyring())]),
+        &DecryptPolicy::default(),
+        None,
+    )
+    .unwrap();
     assert_eq!(out.plaintext.as_bytes(), b"4111111111111111");
 }

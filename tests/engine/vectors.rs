@@ -7,13 +7,20 @@ use reseal::vectors::{run_decrypt_manifest, DecryptRunOptions};
 /// `../shared/vectors/esdk-net-4.0.1/manifest.json`, or `RESEAL_VECTORS`.
 /// Missing vectors are a failure in CI (`CI` set) and a loud skip elsewhere.
 fn manifest() -> Option<PathBuf> {
-    let path = std::env::var_os("RESEAL_VECTORS").map(PathBuf::from).unwrap_or_else(|| {
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/vectors/esdk-net-4.0.1/manifest.json")
-    });
+    let path = std::env::var_os("RESEAL_VECTORS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                .join("../shared/vectors/esdk-net-4.0.1/manifest.json")
+        });
     if path.exists() {
         return Some(path);
     }
-    assert!(std::env::var_os("CI").is_none(), "test vectors missing at {} (required in CI)", path.display());
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "test vectors missing at {} (required in CI)",
+        path.display()
+    );
     eprintln!("SKIPPING: test vectors not found at {}", path.display());
     None
 }
@@ -39,7 +46,10 @@ fn cli_prints_summary_and_fails_on_failure() {
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stdout}");
-    assert_eq!(stdout.lines().last(), Some("99 passed, 0 failed, 33 skipped"));
+    assert_eq!(
+        stdout.lines().last(),
+        Some("99 passed, 0 failed, 33 skipped")
+    );
 
     // A manifest whose expectation is wrong must fail the run, with one line for the test.
     let dir = tempfile::tempdir().unwrap();
@@ -72,6 +82,14 @@ fn cli_prints_summary_and_fails_on_failure() {
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(!out.status.success());
-    assert!(stdout.lines().any(|l| l.starts_with("FAIL ") && l.contains(&name)), "{stdout}");
-    assert_eq!(stdout.lines().last(), Some("98 passed, 1 failed, 33 skipped"));
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.starts_with("FAIL ") && l.contains(&name)),
+        "{stdout}"
+    );
+    assert_eq!(
+        stdout.lines().last(),
+        Some("98 passed, 1 failed, 33 skipped")
+    );
 }

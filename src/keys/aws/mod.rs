@@ -5,8 +5,8 @@ use std::sync::Arc;
 use crate::keys::remote::{RemoteRecipient, RemoteSource};
 use crate::keys::RsaPadding;
 use crate::registry::model::{AwsSpec, SourceSpec};
-use crate::telemetry::Metrics;
 use crate::registry::SourceMaterial;
+use crate::telemetry::Metrics;
 
 /// Factory and shared state (clients, caches, limiters) for AWS-backed keys.
 pub struct AwsKeys {
@@ -38,8 +38,15 @@ impl AwsKeys {
         todo!("issue 4")
     }
 
-    pub fn source(&self, _id: &str, _spec: &SourceSpec) -> Result<RemoteSourceBuilt, Vec<(&'static str, String)>> {
-        Err(vec![("type", "AWS-backed sources are not implemented yet".into())])
+    pub fn source(
+        &self,
+        _id: &str,
+        _spec: &SourceSpec,
+    ) -> Result<RemoteSourceBuilt, Vec<(&'static str, String)>> {
+        Err(vec![(
+            "type",
+            "AWS-backed sources are not implemented yet".into(),
+        )])
     }
 
     pub fn recipient(&self, _key_id: &str) -> Result<Arc<dyn RemoteRecipient>, String> {

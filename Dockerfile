@@ -1,0 +1,60 @@
+# syntax=docker/dockerfile:1
+#
+# reseal container image: a static-ish Rust binary on distroless (glibc, no
+# shell, non-root). Build:  docker build -t ghcr.io/reseal/reseal:0.1.0 .
+#
+# The Helm chart (helm/reseal) runs exactly this image with
+#   /reseal serve --config /etc/reseal/config/reseal.yaml
+# as UID/GID 65532 on a read-only root filesystem.
+
+############################ build ############################
+FROM rust:1.95-bookworm AS build
+WORKDIR /src
+ENV CARGO_TERM_COLOR=never \
+    CARGO_INCREMENTAL=0
+
+# 1. Dependency layer: build every dependency against stub sources, so that
+#    changing src/ does not rebuild the (large) dependency graph. build.rs and
+#    proto/ are real: protox generates the gRPC code (no protoc needed) and
+#    aws-lc-sys needs only the C compiler the rust image ships.
+COPY Cargo.toml Cargo.lock build.rs ./
+COPY proto ./proto
+RUN mkdir -p src benches \
+ && echo 'fn main() {}' > src/main.rs \
+ && touch src/lib.rs \
+ && echo 'fn main() {}' > benches/engine.rs
+RUN --mount=type=cache,target=/usr/local/cargo/registry,sharing=locked \
+    --mount=type=cache,target=/usr/local/cargo/git,sharing=locked \
+    cargo build --release --locked --bin reseal
+
+# 2. The real sources. touch: COPY keeps the context's mtimes, which may be
+#    older than the stub build, and cargo would then skip the rebuild.
+COPY src ./src
+COPY benches ./benches
+COPY config ./config
+RUN --mount=type=cache,target=/usr/local/cargo/registry,sharing=locked \
+    --mount=type=cache,target=/usr/local/cargo/git,sharing=locked \
+    touch src/main.rs src/lib.rs \
+ && cargo build --release --locked --bin reseal \
+ && install -D -m 0755 target/release/reseal /out/reseal
+
+############################ runtime ############################
+FROM gcr.io/distroless/cc-debian12:nonroot AS runtime
+
+ARG VERSION=0.1.0
+ARG REVISION=unknown
+LABEL org.opencontainers.image.title="reseal" \
+      org.opencontainers.image.description="Re-encryption broker for AWS Encryption SDK messages (Amazon Connect, Genesys Cloud)" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.revision="${REVISION}" \
+      org.opencontainers.image.licenses="Apache-2.0" \
+      org.opencontainers.image.base.name="gcr.io/distroless/cc-debian12:nonroot"
+
+COPY --from=build /out/reseal /reseal
+
+USER 65532:65532
+# 50051 gRPC (TLS/mTLS optional), 50052 plaintext gRPC health (probes),
+# 9090 HTTP admin (/metrics, /healthz, /readyz).
+EXPOSE 50051 50052 9090
+ENTRYPOINT ["/reseal"]
+CMD ["serve", "--config", "/etc/reseal/config/reseal.yaml"]

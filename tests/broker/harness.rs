@@ -1,0 +1,195 @@
+//! An in-process broker on loopback with generated keys, and a real gRPC client.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
+
+use reseal::app::{self, Running, StartOptions};
+use reseal::clock::{Clock, ManualClock};
+use reseal::esdk::{
+    self, AlgorithmSuite, DecryptPolicy, EncryptCommitment, EncryptOptions, EncryptionContext,
+    IdentitySet,
+};
+use reseal::grpc::proto::reencrypt_service_client::ReencryptServiceClient;
+use reseal::keys::{raw_rsa, RawRsaKeyring, RsaPadding};
+use reseal::registry::ConfigSource;
+use time::OffsetDateTime;
+use tonic::transport::Channel;
+
+pub const CONNECT_A: &str = "3f2504e0-4f89-41d3-9a0c-0305e82c3301";
+pub const CONNECT_B: &str = "9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d";
+
+/// Key pairs generated once per test binary: name → (private PEM, public PEM).
+pub fn keys() -> &'static BTreeMap<&'static str, (String, String)> {
+    static KEYS: OnceLock<BTreeMap<&'static str, (String, String)>> = OnceLock::new();
+    KEYS.get_or_init(|| {
+        [
+            "connect-a",
+            "connect-b",
+            "payments",
+            "fraud",
+            "ledger-old",
+            "ledger-new",
+            "stranger",
+        ]
+        .into_iter()
+        .map(|n| {
+            let (p, q) = raw_rsa::generate_pem(2048).unwrap();
+            (n, (p.to_string(), q))
+        })
+        .collect()
+    })
+}
+
+/// A folder holding key files and a config file.
+pub struct Fixture {
+    pub dir: tempfile::TempDir,
+}
+
+impl Fixture {
+    pub fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        for (name, (private, public)) in keys() {
+            std::fs::write(dir.path().join(format!("{name}.pem")), private).unwrap();
+            std::fs::write(dir.path().join(format!("{name}.pub.pem")), public).unwrap();
+        }
+        Fixture { dir }
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    pub fn write(&self, name: &str, text: &str) -> PathBuf {
+        let p = self.path(name);
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+
+    /// Atomically replaces a file (as a ConfigMap update would).
+    pub fn replace(&self, name: &str, text: &str) {
+        let tmp = self.path(&format!(".{name}.tmp"));
+        std::fs::write(&tmp, text).unwrap();
+        std::fs::rename(tmp, self.path(name)).unwrap();
+    }
+}
+
+/// The standard registry used by most tests.
+pub fn standard_config(extra: &str) -> String {
+    format!(
+        r#"
+server:
+  reload_interval: 0s
+  log_format: text
+sources:
+  connect-a:
+    type: raw-rsa
+    key_name: {CONNECT_A}
+    private_key: file:connect-a.pem
+  connect-b:
+    type: raw-rsa
+    key_name: {CONNECT_B}
+    private_key: file:connect-b.pem
+consumers:
+  payments:
+    keys:
+      payments-2026: {{type: rsa-public, public_key: file:payments.pub.pem}}
+    encryption_context:
+      static: {{purpose: card}}
+      add: [consumer_id, source_key_id, request_id]
+  fraud:
+    keys:
+      fraud-2026: {{type: rsa-public, public_key: file:fraud.pub.pem}}
+  ledger:
+    keys:
+      ledger-old:
+        type: rsa-public
+        public_key: file:ledger-old.pub.pem
+        not_after: 2030-06-30T00:00:00Z
+      ledger-new:
+        type: rsa-public
+        public_key: file:ledger-new.pub.pem
+        not_before: 2030-06-01T00:00:00Z
+routes:
+  card-capture: [payments, fraud, ledger]
+{extra}
+"#
+    )
+}
+
+pub fn manual_clock(at: &str) -> Arc<ManualClock> {
+    Arc::new(ManualClock::new(
+        OffsetDateTime::parse(at, &time::format_description::well_known::Rfc3339).unwrap(),
+    ))
+}
+
+pub async fn start(config: &Path, clock: Arc<dyn Clock>) -> Running {
+    app::start(
+        ConfigSource::File(config.to_owned()),
+        StartOptions {
+            clock,
+            listen_override: Some((
+                "127.0.0.1:0".into(),
+                "127.0.0.1:0".into(),
+                "127.0.0.1:0".into(),
+            )),
+            ..StartOptions::default()
+        },
+    )
+    .await
+    .expect("broker starts")
+}
+
+pub async fn client(running: &Running) -> ReencryptServiceClient<Channel> {
+    ReencryptServiceClient::connect(format!("http://{}", running.grpc_addr))
+        .await
+        .expect("connect")
+}
+
+/// What Amazon Connect emits: 0x0378, OAEP-SHA512, provider `AmazonConnect`, frame 4096.
+pub fn connect_message(key: &str, key_id: &str, plaintext: &[u8]) -> Vec<u8> {
+    let k = RawRsaKeyring::from_public_pem(
+        "AmazonConnect",
+        key_id,
+        RsaPadding::OaepSha512,
+        keys()[key].1.as_bytes(),
+    )
+    .unwrap();
+    esdk::encrypt(
+        plaintext,
+        &[&k],
+        &EncryptionContext::new(),
+        &EncryptOptions {
+            suite: AlgorithmSuite::Aes256GcmIv12Tag16HkdfSha384EcdsaP384,
+            frame_length: 4096,
+            commitment: EncryptCommitment::Forbid,
+            ..Default::default()
+        },
+    )
+    .unwrap()
+}
+
+/// Opens an envelope as the consumer would, with its private key.
+pub fn open_as(key: &str, key_name: &str, envelope: &[u8]) -> Result<esdk::Decrypted, esdk::Error> {
+    let mut ids = IdentitySet::new();
+    ids.insert(Arc::new(
+        RawRsaKeyring::from_private_pem(
+            "reseal",
+            key_name,
+            RsaPadding::OaepSha256,
+            keys()[key].0.as_bytes(),
+        )
+        .unwrap(),
+    ));
+    esdk::decrypt(envelope, &ids, &DecryptPolicy::default(), None)
+}
+
+/// The ErrorInfo reason of a failed call.
+pub fn reason(status: &tonic::Status) -> String {
+    use tonic_types::StatusExt;
+    status
+        .get_error_details()
+        .error_info()
+        .map(|i| i.reason.clone())
+        .unwrap_or_default()
+}

@@ -1,0 +1,12 @@
+//! The broker end to end: real gRPC over loopback, real keys, injected time.
+
+#[allow(dead_code)]
+mod harness;
+
+mod errors;
+mod flow;
+mod python;
+mod registry;
+mod reload;
+mod rotation;
+mod signals;
