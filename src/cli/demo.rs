@@ -188,8 +188,8 @@ routes:
         Ok(ids)
     };
     println!(
-        "{:<10} {:<26} {:<7} {:>6}  {:<13} {}",
-        "consumer", "wrapped for", "suite", "bytes", "opened with", "result"
+        "{:<10} {:<26} {:<7} {:>6}  {:<13} result",
+        "consumer", "wrapped for", "suite", "bytes", "opened with"
     );
     let mut all_ok = true;
     for r in &response.results {

@@ -11,14 +11,14 @@ use tonic::Code;
 use crate::harness::*;
 
 fn limited_config() -> String {
-    standard_config(&format!(
+    standard_config(
         r#"
 limits:
   max_ciphertext_bytes: 4096
   max_consumers_per_call: 2
   max_batch_items: 2
-"#
-    ))
+"#,
+    )
     .replace(
         "  connect-b:\n    type: raw-rsa\n",
         "  connect-b:\n    type: raw-rsa\n    allowed_suites: [\"0x0478\"]\n    encryption_context:\n      allow:\n        tenant: [t1, t2]\n",

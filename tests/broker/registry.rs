@@ -46,8 +46,7 @@ fn unknown_fields_are_rejected_with_their_path() {
 fn semantic_problems_name_file_entry_and_field_all_at_once() {
     let fx = Fixture::new();
     fx.write("small.pub.pem", RSA_1024_PUBLIC);
-    let yaml = format!(
-        r#"
+    let yaml = r#"
 sources:
   no-key:
     type: raw-rsa
@@ -70,23 +69,22 @@ sources:
 consumers:
   tiny-key:
     keys:
-      k: {{type: rsa-public, public_key: file:small.pub.pem}}
+      k: {type: rsa-public, public_key: file:small.pub.pem}
   odd-suite:
     suite: "0x9999"
     frame_length: 0
     keys:
-      k: {{type: rsa-public, public_key: file:payments.pub.pem}}
+      k: {type: rsa-public, public_key: file:payments.pub.pem}
   keyless:
-    keys: {{}}
+    keys: {}
 routes:
   r: [tiny-key, ghost]
 callers:
   c:
     identities: [spiffe://x]
     routes: [nowhere]
-"#
-    );
-    let p = problems(&fx, &yaml);
+"#;
+    let p = problems(&fx, yaml);
     let expect = [
         "sources.no-key.private_key: required for type `raw-rsa`",
         "sources.wrong-field.key: not used by type `raw-rsa`",

@@ -12,10 +12,14 @@ No cluster, helm binary or docker daemon is needed.
 Usage (from the repository root): python tests/python/helm_chart.py
 Prints one line per check; exits non-zero if any check failed.
 """
+import base64
 import copy
 import hashlib
+import os
 import re
+import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import helm_python as helm
@@ -100,6 +104,15 @@ REGISTRY = {
     "limits": {"max_batch_items": 50},
 }
 ROLE_ARN = "arn:aws:iam::111122223333:role/reseal"
+# A registry that needs no AWS (keys from env:), so that a local reseal binary
+# can load the rendered file for real.
+LOCAL_REGISTRY = {
+    "sources": {"genesys-aes": {"type": "raw-aes", "provider_id": "genesys", "key_name": "org-key-1",
+                                "key": "env:RESEAL_TEST_SOURCE_KEY"}},
+    "consumers": {"vault": {"keys": {"vault-2026": {"type": "raw-aes", "key": "env:RESEAL_TEST_CONSUMER_KEY"}}}},
+    "routes": {"card-capture": ["vault"]},
+    "limits": {"max_batch_items": 50},
+}
 
 VALUE_SETS = {
     "defaults": {},
@@ -109,6 +122,7 @@ VALUE_SETS = {
     "irsa": {"aws": {"irsa": True, "region": "us-east-1"}, "serviceAccount": {"irsaRoleArn": ROLE_ARN}},
     "servicemonitor": {"serviceMonitor": {"enabled": True, "labels": {"release": "kube-prometheus-stack"}}},
     "registry": {"config": REGISTRY},
+    "local-registry": {"config": LOCAL_REGISTRY, "tls": {"enabled": True, "mtls": True, "secretName": "reseal-tls"}},
     "everything": {
         "tls": {"enabled": True, "mtls": True, "secretName": "reseal-tls"},
         "aws": {"irsa": True, "region": "eu-west-1", "endpointUrl": "http://localstack.dev:4566"},
@@ -438,6 +452,39 @@ def check_dockerfile(default_image):
     check(not missing, ".dockerignore excludes target, .venv, node_modules, .tmp, dev-keys, .git", str(missing))
 
 
+def find_reseal_binary():
+    """$RESEAL_BIN, else a binary cargo already built (this script never builds one)."""
+    if os.environ.get("RESEAL_BIN"):
+        return Path(os.environ["RESEAL_BIN"])
+    for p in (ROOT / "target" / "release" / "reseal", ROOT / "target" / "debug" / "reseal"):
+        if p.is_file() and os.access(p, os.X_OK):
+            return p
+    return None
+
+
+def check_with_reseal(configs):
+    """Let reseal itself load the rendered reseal.yaml (`reseal validate`), when a binary exists."""
+    binary = find_reseal_binary()
+    if binary is None:
+        info("reseal validate on rendered configs skipped: no binary (set RESEAL_BIN or build target/debug/reseal)")
+        return
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("RESEAL_", "AWS_"))}
+    env["RESEAL_TEST_SOURCE_KEY"] = base64.b64encode(os.urandom(32)).decode()
+    env["RESEAL_TEST_CONSUMER_KEY"] = base64.b64encode(os.urandom(32)).decode()
+    with tempfile.TemporaryDirectory() as tmp:
+        for label, text in configs.items():
+            path = Path(tmp) / f"{label}.yaml"
+            path.write_text(text)
+            try:
+                r = subprocess.run([str(binary), "validate", "--config", str(path)], env=env, cwd=tmp,
+                                   capture_output=True, text=True, timeout=120)
+                ok, detail = r.returncode == 0 and "0 failures" in r.stdout, (r.stdout + r.stderr).strip()
+            except (OSError, subprocess.TimeoutExpired) as e:
+                ok, detail = False, str(e)
+            check(ok, f"{label}: `{binary.relative_to(ROOT) if binary.is_relative_to(ROOT) else binary} validate` "
+                      f"accepts the rendered reseal.yaml", detail)
+
+
 def expect_refused(chart, values, what, needle):
     """Both schema validation and rendering must refuse `values`."""
     try:
@@ -470,8 +517,17 @@ def expect_render_fails(chart, values, what, needle):
 
 
 def lint_problems(values=None):
-    report = helm.lint(str(CHART), values, strict=True, kube_version="v" + KUBE_VERSIONS[0])
-    return [m for m in report["messages"] if m["severity"] >= 2] + [{"error": e} for e in report["errors"]]
+    result = helm.lint(str(CHART), values, strict=True, kube_version="v" + KUBE_VERSIONS[0])
+    return [m for m in result["messages"] if m["severity"] >= 2] + [{"error": e} for e in result["errors"]]
+
+
+def guarded(what, fn, *args):
+    """Run a group of checks; an exception (e.g. a missing field) is one failed check, not a crash."""
+    try:
+        return fn(*args)
+    except Exception as e:  # noqa: BLE001 - report anything as a failure and go on
+        check(False, f"{what} (raised)", f"{type(e).__name__}: {e}")
+        return None
 
 
 def main():
@@ -481,26 +537,32 @@ def main():
           f"kubernetes-validate {kubernetes_validate.__version__}, Kubernetes {', '.join(KUBE_VERSIONS)}")
     helm.disable_logging()
 
-    with helm.Chart.load(str(CHART)) as chart:
+    # Lint (strict: warnings are errors), for defaults and each values set.
+    problems = lint_problems()
+    check(not problems, f"helm lint --strict --kube-version v{KUBE_VERSIONS[0]} (defaults)", str(problems))
+    for label, values in VALUE_SETS.items():
+        if label != "defaults":
+            problems = lint_problems(values)
+            check(not problems, f"helm lint --strict ({label})", str(problems))
+
+    try:
+        chart = helm.Chart.load(str(CHART))
+    except helm.HelmError as e:
+        check(False, f"Helm loads the chart at {CHART}", str(e))
+        return report()
+    with chart:
         meta = chart.metadata
         APP_VERSION = meta.get("appVersion")
         CHART_DEFAULTS = chart.values
         check((meta.get("apiVersion"), meta.get("name"), meta.get("version"), APP_VERSION)
               == ("v2", "reseal", "0.1.0", "0.1.0"), "Chart.yaml: apiVersion v2, reseal 0.1.0, appVersion 0.1.0")
+        check(CHART_DEFAULTS.get("preStopSleepSeconds", 0) > 0, "preStop sleep is on by default")
         schema = chart.schema
         check(schema is not None and schema.get("$schema") == "http://json-schema.org/draft-07/schema#"
               and schema.get("additionalProperties") is False, "values.schema.json is draft-07 and closed at the top")
 
-        # Lint (strict: warnings are errors), for defaults and each values set.
-        problems = lint_problems()
-        check(not problems, f"helm lint --strict --kube-version v{KUBE_VERSIONS[0]} (defaults)", str(problems))
-        for label, values in VALUE_SETS.items():
-            if label != "defaults":
-                problems = lint_problems(values)
-                check(not problems, f"helm lint --strict ({label})", str(problems))
-
         # Render, validate, assert.
-        rendered = {}
+        rendered, reseal_configs = {}, {}
         for label, values in VALUE_SETS.items():
             try:
                 chart.validate_schema(values)
@@ -513,10 +575,15 @@ def main():
             check(True, f"{label}: rendered {len(docs)} manifests ({', '.join(kinds)})")
             check(any(k.endswith("NOTES.txt") and out[k].strip() for k in out), f"{label}: NOTES.txt renders")
             rendered[label] = docs
-            validate_all(label, docs)
-            check_deployment(label, values, docs)
-            check_configmap(label, values, docs)
-            check_others(label, values, docs)
+            if not values.get("config") or label == "local-registry":
+                reseal_configs[label] = guarded(f"{label}: ConfigMap", lambda: one(docs, "ConfigMap")["data"]["reseal.yaml"])
+            guarded(f"{label}: kubernetes-validate", validate_all, label, docs)
+            guarded(f"{label}: Deployment checks", check_deployment, label, values, docs)
+            guarded(f"{label}: ConfigMap checks", check_configmap, label, values, docs)
+            guarded(f"{label}: Service/ServiceAccount/PDB/NetworkPolicy/ServiceMonitor checks", check_others,
+                    label, values, docs)
+
+        check_with_reseal({k: reseal_configs[k] for k in ("defaults", "mtls", "local-registry") if reseal_configs.get(k)})
 
         # Hot reload: a registry change must leave the pod template untouched
         # (no restart); a start-only setting must change it (rollout).
@@ -570,7 +637,11 @@ def main():
             default_image = one(rendered["defaults"], "Deployment")["spec"]["template"]["spec"]["containers"][0]["image"]
         check_dockerfile(default_image)
 
-    total = sum(1 for _ in FAILURES)
+    return report()
+
+
+def report():
+    total = len(FAILURES)
     if FAILURES:
         print(f"\n{total} check(s) FAILED:")
         for f in FAILURES:
