@@ -147,9 +147,10 @@ pub async fn start(source: ConfigSource, options: StartOptions) -> Result<Runnin
     let (file, _base) = prepare(&source)?;
     let server: ServerSpec = file.server;
     let metrics = options.metrics.clone();
+    let aws = aws_keys(&file.aws, &metrics);
     let load_options = LoadOptions {
         env_overrides: true,
-        aws: aws_keys(&file.aws, &metrics),
+        aws: aws.clone(),
     };
     let registry = Arc::new(RegistryHandle::new(
         source,
@@ -188,12 +189,16 @@ pub async fn start(source: ConfigSource, options: StartOptions) -> Result<Runnin
         addr: "?".into(),
         source: e,
     })?;
-    let broker = Arc::new(Broker::new(
+    let mut broker = Broker::new(
         registry.clone(),
         options.clock.clone(),
         metrics,
         CpuPool::for_this_machine(),
-    ));
+    );
+    if let Some(aws) = &aws {
+        broker = broker.with_materials_cache(aws.materials_cache());
+    }
+    let broker = Arc::new(broker);
     let task = {
         let broker = broker.clone();
         tokio::spawn(async move { serve(broker, &server, listeners, shutdown_rx).await })

@@ -230,6 +230,10 @@ pub fn key_access_error(key: &str, e: KeyAccessError) -> BrokerError {
             format!("key material for `{key}` is not usable"),
         )
         .with_detail(detail),
+        KeyAccessError::NotThisKey => BrokerError::new(
+            Reason::SourceKeyNotConfigured,
+            format!("source `{key}` does not hold the key the message was encrypted for"),
+        ),
         KeyAccessError::Unwrap(_) => {
             BrokerError::new(Reason::AuthenticationFailed, AUTHENTICATION_MESSAGE)
                 .with_detail(detail)

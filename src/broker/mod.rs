@@ -30,6 +30,7 @@ use crate::esdk::{
     self, AlgorithmSuite, DataKey, EncryptedDataKey, EncryptionContext, EncryptionMaterials,
     KeyringContext, Message, Plaintext,
 };
+use crate::keys::aws::cache::MaterialsCache;
 use crate::registry::{
     Candidate, Consumer, ConsumerWrap, ContextInputs, Registry, RegistryHandle, SourceMaterial,
 };
@@ -133,6 +134,8 @@ pub struct Broker {
     metrics: Arc<Metrics>,
     cpu: CpuPool,
     unknown_key_events: AtomicU64,
+    /// Caching-CMM reuse of materials for consumers with KMS keys.
+    materials_cache: Option<Arc<MaterialsCache>>,
 }
 
 const NO_ROUTE: &str = "-";
@@ -150,7 +153,15 @@ impl Broker {
             metrics,
             cpu,
             unknown_key_events: AtomicU64::new(0),
+            materials_cache: None,
         }
+    }
+
+    /// Reuses encryption materials for consumers with AWS-backed keys, within
+    /// the cache's age / message / byte limits (the ESDK caching CMM).
+    pub fn with_materials_cache(mut self, cache: Arc<MaterialsCache>) -> Self {
+        self.materials_cache = Some(cache);
+        self
     }
 
     pub fn registry(&self) -> &Arc<RegistryHandle> {
@@ -516,52 +527,98 @@ impl Broker {
             })
             .collect();
 
-        let materials = if remote.is_empty() {
-            None
-        } else {
-            // AWS-backed keys: the first KMS key generates the data key (as the
-            // ESDK's generator does), the others wrap it.
-            let draft =
-                EncryptionMaterials::begin(suite, ec.clone()).map_err(BrokerError::internal)?;
-            let (first_id, first) = &remote[0];
-            let (data_key, first_edk) = first
-                .generate(suite, draft.encryption_context())
-                .await
-                .map_err(|e| error::key_access_error(first_id, e))?;
-            let mut m = draft.finish(data_key).map_err(BrokerError::internal)?;
-            m.push_encrypted_data_key(first_edk);
-            for (id, r) in &remote[1..] {
-                let edk: EncryptedDataKey = r
-                    .wrap(m.data_key(), m.encryption_context())
-                    .await
-                    .map_err(|e| error::key_access_error(id, e))?;
-                m.push_encrypted_data_key(edk);
-            }
-            Some(m)
+        let built = |e: esdk::Error| {
+            BrokerError::new(
+                Reason::Internal,
+                format!(
+                    "the envelope for consumer `{}` could not be built: {e}",
+                    consumer.id
+                ),
+            )
         };
+        if remote.is_empty() {
+            // Local keys only: materials, wrapping and sealing in one CPU task.
+            let ciphertext = self
+                .cpu
+                .run(move || -> Result<Vec<u8>, esdk::Error> {
+                    let mut m = EncryptionMaterials::generate(suite, ec)?;
+                    for r in &local {
+                        m.wrap_for(r.as_ref())?;
+                    }
+                    esdk::seal(plaintext.as_bytes(), &m, frame_length)
+                })
+                .await?
+                .map_err(built)?;
+            return Ok(Envelope {
+                ciphertext,
+                key_ids,
+                suite,
+            });
+        }
 
+        let cache = self.materials_cache.as_ref().filter(|c| c.enabled());
+        let cache_key = cache.map(|_| {
+            let digest = aws_lc_rs::digest::digest(
+                &aws_lc_rs::digest::SHA256,
+                &ec.serialize().unwrap_or_default(),
+            );
+            format!(
+                "{}\u{0}{suite}\u{0}{}\u{0}{}",
+                consumer.id,
+                key_ids.join(","),
+                hex::encode(digest.as_ref())
+            )
+        });
+        let len = plaintext.len();
+        let cached = match (cache, &cache_key) {
+            (Some(c), Some(k)) => c.take(k, len),
+            _ => None,
+        };
+        let materials = match cached {
+            Some(m) => m,
+            None => {
+                // AWS-backed keys: the first generates the data key (as the
+                // ESDK's generator does), the others wrap it.
+                let draft = EncryptionMaterials::begin(suite, ec).map_err(BrokerError::internal)?;
+                let (first_id, first) = &remote[0];
+                let (data_key, first_edk) = first
+                    .generate(suite, draft.encryption_context())
+                    .await
+                    .map_err(|e| error::key_access_error(first_id, e))?;
+                let mut m = draft.finish(data_key).map_err(BrokerError::internal)?;
+                m.push_encrypted_data_key(first_edk);
+                for (id, r) in &remote[1..] {
+                    let edk: EncryptedDataKey = r
+                        .wrap(m.data_key(), m.encryption_context())
+                        .await
+                        .map_err(|e| error::key_access_error(id, e))?;
+                    m.push_encrypted_data_key(edk);
+                }
+                let m = if local.is_empty() {
+                    m
+                } else {
+                    self.cpu
+                        .run(move || -> Result<EncryptionMaterials, esdk::Error> {
+                            for r in &local {
+                                m.wrap_for(r.as_ref())?;
+                            }
+                            Ok(m)
+                        })
+                        .await?
+                        .map_err(built)?
+                };
+                let m = Arc::new(m);
+                if let (Some(c), Some(k)) = (cache, &cache_key) {
+                    c.put(k, m.clone(), len);
+                }
+                m
+            }
+        };
         let ciphertext = self
             .cpu
-            .run(move || -> Result<Vec<u8>, esdk::Error> {
-                let mut m = match materials {
-                    Some(m) => m,
-                    None => EncryptionMaterials::generate(suite, ec)?,
-                };
-                for r in &local {
-                    m.wrap_for(r.as_ref())?;
-                }
-                esdk::seal(plaintext.as_bytes(), &m, frame_length)
-            })
+            .run(move || esdk::seal(plaintext.as_bytes(), &materials, frame_length))
             .await?
-            .map_err(|e| {
-                BrokerError::new(
-                    Reason::Internal,
-                    format!(
-                        "the envelope for consumer `{}` could not be built: {e}",
-                        consumer.id
-                    ),
-                )
-            })?;
+            .map_err(built)?;
         Ok(Envelope {
             ciphertext,
             key_ids,

@@ -36,6 +36,10 @@ pub enum KeyAccessError {
     /// The key was used and refused the EDK (tampered EDK, or not this key's).
     #[error("data key could not be unwrapped: {0}")]
     Unwrap(String),
+    /// The EDK is not addressed to this key after all (e.g. an alias that
+    /// resolved to another key); try the next candidate.
+    #[error("the encrypted data key is not for this key")]
+    NotThisKey,
     /// A local guard refused to ask AWS (the discovery rate limit).
     #[error("too many lookups of unknown keys; try again later")]
     RateLimited { retry_after: Duration },

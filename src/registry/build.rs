@@ -650,6 +650,25 @@ impl Builder {
                 let public = if spec.kind == ConsumerKeyKind::RsaPublic {
                     check_unused(self, &[("certificate", spec.certificate.is_some())]);
                     let r = self.required(&spec.public_key, entry, "public_key", kind)?;
+                    if let KeyRef::Ssm(param) = r {
+                        let aws = self.aws_keys(entry, "public_key")?;
+                        let wrap = ConsumerWrap::Remote(aws.ssm_public_key(
+                            param,
+                            &provider_id,
+                            &key_name,
+                            padding,
+                        ));
+                        return Some((
+                            ConsumerKey {
+                                id: id.to_owned(),
+                                kind: spec.kind,
+                                wrap,
+                                window: own_window,
+                                certificate: None,
+                            },
+                            Some((provider_id, key_name)),
+                        ));
+                    }
                     let pem = self.material(r, entry, "public_key")?;
                     match raw_rsa::parse_public_key_pem(&pem) {
                         Ok(k) => k,

@@ -1,0 +1,521 @@
+//! RSA keys held in SSM Parameter Store (SecureString), the way Amazon Connect
+//! users keep them: one explicit parameter per key, or a discovery rule that
+//! maps a Connect key id to `/amazon-connect/encryption/{key_id}/private-key`.
+
+use std::sync::Arc;
+
+use super::cache::MaterialCache;
+use super::retry::AwsFailure;
+use super::AwsShared;
+use crate::esdk::{
+    AlgorithmSuite, DataKey, EncryptedDataKey, EncryptionContext, Identity, KeyringContext,
+    Recipient,
+};
+use crate::keys::remote::{BoxFuture, KeyAccessError, RemoteRecipient, RemoteSource};
+use crate::keys::{RawRsaKeyring, RsaPadding};
+
+fn ssm_error(param: &str, f: AwsFailure) -> KeyAccessError {
+    if f.transient {
+        return KeyAccessError::Unavailable {
+            message: format!(
+                "ssm:{param}: {} ({})",
+                f.code.as_deref().unwrap_or("no response"),
+                f.message
+            ),
+            retry_after: Some(std::time::Duration::from_secs(1)),
+        };
+    }
+    if f.code_is(&["ParameterNotFound", "ParameterVersionNotFound"]) {
+        KeyAccessError::NotFound(format!("ssm:{param}"))
+    } else if f.code_is(&["AccessDeniedException", "UnrecognizedClientException"]) {
+        KeyAccessError::AccessDenied(format!("ssm:{param}"))
+    } else {
+        KeyAccessError::Invalid(format!(
+            "ssm:{param}: {}: {}",
+            f.code.as_deref().unwrap_or("error"),
+            f.message
+        ))
+    }
+}
+
+/// Fetches a parameter (decrypted) and parses it as an RSA key.
+async fn fetch(
+    aws: Arc<AwsShared>,
+    param: String,
+    provider_id: String,
+    key_name: String,
+    padding: RsaPadding,
+    private: bool,
+) -> Result<RawRsaKeyring, KeyAccessError> {
+    let client = aws.ssm().await;
+    let out = aws
+        .ssm_caller
+        .call("GetParameter", || {
+            client
+                .get_parameter()
+                .name(&param)
+                .with_decryption(true)
+                .send()
+        })
+        .await
+        .map_err(|f| ssm_error(&param, f))?;
+    let value = zeroize::Zeroizing::new(
+        out.parameter()
+            .and_then(|p| p.value())
+            .ok_or_else(|| KeyAccessError::NotFound(format!("ssm:{param} has no value")))?
+            .to_owned(),
+    );
+    tokio::task::spawn_blocking(move || {
+        let parsed = if private {
+            RawRsaKeyring::from_private_pem(&provider_id, &key_name, padding, value.as_bytes())
+        } else {
+            RawRsaKeyring::from_public_pem(&provider_id, &key_name, padding, value.as_bytes())
+        };
+        parsed.map_err(|e| KeyAccessError::Invalid(format!("ssm:{param}: {e}")))
+    })
+    .await
+    .map_err(|e| KeyAccessError::Invalid(format!("key parsing failed: {e}")))?
+}
+
+/// Unwraps an EDK with a cached private key, on the blocking pool.
+async fn unwrap_with(
+    keyring: Arc<RawRsaKeyring>,
+    edk: &EncryptedDataKey,
+    ctx: KeyringContext<'_>,
+) -> Result<DataKey, KeyAccessError> {
+    let edk = edk.clone();
+    let ec = ctx.encryption_context.clone();
+    let suite = ctx.suite;
+    let result = tokio::task::spawn_blocking(move || {
+        keyring.unwrap(
+            &edk,
+            &KeyringContext {
+                suite,
+                encryption_context: &ec,
+            },
+        )
+    })
+    .await
+    .map_err(|e| KeyAccessError::Unwrap(format!("unwrap task failed: {e}")))?;
+    match result {
+        Ok(Some(dk)) => Ok(dk),
+        Ok(None) => Err(KeyAccessError::NotThisKey),
+        Err(e) => Err(KeyAccessError::Unwrap(e.0)),
+    }
+}
+
+fn cache_key(param: &str, provider_id: &str, key_name: &str, padding: RsaPadding) -> String {
+    format!(
+        "{param}\u{0}{provider_id}\u{0}{key_name}\u{0}{}",
+        padding.as_str()
+    )
+}
+
+/// One RSA private key at an explicit SSM parameter.
+pub struct SsmRsaSource {
+    aws: Arc<AwsShared>,
+    cache: Arc<MaterialCache<RawRsaKeyring>>,
+    param: String,
+    provider_id: String,
+    key_name: String,
+    padding: RsaPadding,
+}
+
+impl SsmRsaSource {
+    pub fn new(
+        aws: Arc<AwsShared>,
+        param: &str,
+        provider_id: &str,
+        key_name: &str,
+        padding: RsaPadding,
+    ) -> Self {
+        let cache = aws.private_keys.clone();
+        SsmRsaSource {
+            aws,
+            cache,
+            param: param.into(),
+            provider_id: provider_id.into(),
+            key_name: key_name.into(),
+            padding,
+        }
+    }
+
+    async fn keyring(&self) -> Result<Arc<RawRsaKeyring>, KeyAccessError> {
+        let (aws, param, pid, name, padding) = (
+            self.aws.clone(),
+            self.param.clone(),
+            self.provider_id.clone(),
+            self.key_name.clone(),
+            self.padding,
+        );
+        self.cache
+            .get(
+                &cache_key(&self.param, &self.provider_id, &self.key_name, self.padding),
+                move || {
+                    fetch(
+                        aws.clone(),
+                        param.clone(),
+                        pid.clone(),
+                        name.clone(),
+                        padding,
+                        true,
+                    )
+                },
+            )
+            .await
+    }
+}
+
+impl RemoteSource for SsmRsaSource {
+    fn key_names(&self) -> Option<Vec<String>> {
+        Some(vec![self.key_name.clone()])
+    }
+
+    fn answers_for(&self, provider_info: &[u8]) -> bool {
+        provider_info == self.key_name.as_bytes()
+    }
+
+    fn unwrap<'a>(
+        &'a self,
+        edk: &'a EncryptedDataKey,
+        ctx: KeyringContext<'a>,
+    ) -> BoxFuture<'a, Result<DataKey, KeyAccessError>> {
+        Box::pin(async move { unwrap_with(self.keyring().await?, edk, ctx).await })
+    }
+
+    fn self_test(&self) -> BoxFuture<'_, Result<String, KeyAccessError>> {
+        Box::pin(async move {
+            let k = self.keyring().await?;
+            Ok(format!(
+                "RSA-{} {} from ssm:{} parses",
+                k.modulus_bits(),
+                self.padding.as_str(),
+                self.param
+            ))
+        })
+    }
+}
+
+/// A key-name pattern: `uuid`, or a regular expression matched against the whole name.
+pub fn key_name_pattern(text: &str) -> Result<regex_lite::Regex, String> {
+    let source = if text.eq_ignore_ascii_case("uuid") {
+        "[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}".to_owned()
+    } else {
+        text.to_owned()
+    };
+    regex_lite::Regex::new(&format!("^(?:{source})$")).map_err(|e| format!("invalid pattern: {e}"))
+}
+
+/// Discovery: any key name matching the pattern is looked up at the templated
+/// parameter. New keys work as soon as their parameter exists; names that do
+/// not exist are remembered (negative cache), and lookups of names never seen
+/// before are rate-limited, so junk key ids cannot hammer SSM.
+pub struct SsmDiscovery {
+    aws: Arc<AwsShared>,
+    provider_id: String,
+    pattern: regex_lite::Regex,
+    template: String,
+    padding: RsaPadding,
+}
+
+impl SsmDiscovery {
+    pub fn new(
+        aws: Arc<AwsShared>,
+        provider_id: &str,
+        pattern: regex_lite::Regex,
+        template: &str,
+        padding: RsaPadding,
+    ) -> Self {
+        SsmDiscovery {
+            aws,
+            provider_id: provider_id.into(),
+            pattern,
+            template: template.into(),
+            padding,
+        }
+    }
+
+    fn parameter(&self, key_id: &str) -> String {
+        self.template.replace("{key_id}", key_id)
+    }
+}
+
+impl RemoteSource for SsmDiscovery {
+    fn key_names(&self) -> Option<Vec<String>> {
+        None
+    }
+
+    fn answers_for(&self, provider_info: &[u8]) -> bool {
+        std::str::from_utf8(provider_info).is_ok_and(|s| self.pattern.is_match(s))
+    }
+
+    fn unwrap<'a>(
+        &'a self,
+        edk: &'a EncryptedDataKey,
+        ctx: KeyringContext<'a>,
+    ) -> BoxFuture<'a, Result<DataKey, KeyAccessError>> {
+        Box::pin(async move {
+            let key_id = std::str::from_utf8(&edk.provider_info)
+                .ok()
+                .filter(|s| self.pattern.is_match(s))
+                .ok_or(KeyAccessError::NotThisKey)?
+                .to_owned();
+            let param = self.parameter(&key_id);
+            let ck = cache_key(&param, &self.provider_id, &key_id, self.padding);
+            if self.aws.absent.get(&param).is_some() {
+                self.aws.metrics.cache_event("ssm_absent", "hit");
+                return Err(KeyAccessError::NotFound(format!(
+                    "ssm:{param} (remembered as absent)"
+                )));
+            }
+            if !self.aws.private_keys.contains(&ck) {
+                if let Err(wait) = self.aws.discovery_bucket.try_take() {
+                    return Err(KeyAccessError::RateLimited { retry_after: wait });
+                }
+            }
+            let (aws, p, pid, name, padding) = (
+                self.aws.clone(),
+                param.clone(),
+                self.provider_id.clone(),
+                key_id.clone(),
+                self.padding,
+            );
+            let keyring = self
+                .aws
+                .private_keys
+                .get(&ck, move || {
+                    fetch(
+                        aws.clone(),
+                        p.clone(),
+                        pid.clone(),
+                        name.clone(),
+                        padding,
+                        true,
+                    )
+                })
+                .await;
+            let keyring = match keyring {
+                Err(KeyAccessError::NotFound(m)) => {
+                    self.aws.absent.insert(param.clone(), ());
+                    return Err(KeyAccessError::NotFound(m));
+                }
+                other => other?,
+            };
+            unwrap_with(keyring, edk, ctx).await
+        })
+    }
+
+    fn self_test(&self) -> BoxFuture<'_, Result<String, KeyAccessError>> {
+        Box::pin(async move {
+            // Check every key currently under the template's fixed prefix.
+            let prefix = self
+                .template
+                .split("{key_id}")
+                .next()
+                .unwrap_or("/")
+                .trim_end_matches('/')
+                .to_owned();
+            let prefix = if prefix.is_empty() {
+                "/".to_owned()
+            } else {
+                prefix
+            };
+            let client = self.aws.ssm().await;
+            let mut found = 0;
+            let mut next: Option<String> = None;
+            loop {
+                let token = next.clone();
+                let out = self
+                    .aws
+                    .ssm_caller
+                    .call("GetParametersByPath", || {
+                        client
+                            .get_parameters_by_path()
+                            .path(&prefix)
+                            .recursive(true)
+                            .with_decryption(true)
+                            .set_next_token(token.clone())
+                            .send()
+                    })
+                    .await
+                    .map_err(|f| ssm_error(&prefix, f))?;
+                for p in out.parameters() {
+                    let (Some(name), Some(value)) = (p.name(), p.value()) else {
+                        continue;
+                    };
+                    let Some(key_id) = key_id_of(&self.template, name) else {
+                        continue;
+                    };
+                    if !self.pattern.is_match(key_id) {
+                        continue;
+                    }
+                    let value = zeroize::Zeroizing::new(value.to_owned());
+                    RawRsaKeyring::from_private_pem(
+                        &self.provider_id,
+                        key_id,
+                        self.padding,
+                        value.as_bytes(),
+                    )
+                    .map_err(|e| KeyAccessError::Invalid(format!("ssm:{name}: {e}")))?;
+                    found += 1;
+                }
+                next = out.next_token().map(str::to_owned);
+                if next.is_none() {
+                    break;
+                }
+            }
+            Ok(format!(
+                "discovery under ssm:{prefix}: {found} private key(s) found, all parse"
+            ))
+        })
+    }
+}
+
+/// The `{key_id}` part of a parameter name, if it fits the template.
+fn key_id_of<'a>(template: &str, name: &'a str) -> Option<&'a str> {
+    let (before, after) = template.split_once("{key_id}")?;
+    let rest = name.strip_prefix(before)?;
+    let id = rest.strip_suffix(after)?;
+    (!id.is_empty() && !id.contains('/')).then_some(id)
+}
+
+/// A consumer RSA public key kept in SSM: fetched, cached, refreshed in the
+/// background, and served stale while SSM is unreachable (the "last known
+/// public key" fallback).
+pub struct SsmRsaRecipient {
+    aws: Arc<AwsShared>,
+    param: String,
+    provider_id: String,
+    key_name: String,
+    padding: RsaPadding,
+}
+
+impl SsmRsaRecipient {
+    pub fn new(
+        aws: Arc<AwsShared>,
+        param: &str,
+        provider_id: &str,
+        key_name: &str,
+        padding: RsaPadding,
+    ) -> Self {
+        SsmRsaRecipient {
+            aws,
+            param: param.into(),
+            provider_id: provider_id.into(),
+            key_name: key_name.into(),
+            padding,
+        }
+    }
+
+    async fn keyring(&self) -> Result<Arc<RawRsaKeyring>, KeyAccessError> {
+        let (aws, param, pid, name, padding) = (
+            self.aws.clone(),
+            self.param.clone(),
+            self.provider_id.clone(),
+            self.key_name.clone(),
+            self.padding,
+        );
+        self.aws
+            .public_keys
+            .get(
+                &cache_key(&self.param, &self.provider_id, &self.key_name, self.padding),
+                move || {
+                    fetch(
+                        aws.clone(),
+                        param.clone(),
+                        pid.clone(),
+                        name.clone(),
+                        padding,
+                        false,
+                    )
+                },
+            )
+            .await
+    }
+
+    async fn wrap_with(
+        &self,
+        data_key: &DataKey,
+        ec: &EncryptionContext,
+        suite: AlgorithmSuite,
+    ) -> Result<EncryptedDataKey, KeyAccessError> {
+        let keyring = self.keyring().await?;
+        keyring
+            .wrap(
+                data_key,
+                &KeyringContext {
+                    suite,
+                    encryption_context: ec,
+                },
+            )
+            .map_err(|e| KeyAccessError::Invalid(e.0))
+    }
+}
+
+impl RemoteRecipient for SsmRsaRecipient {
+    fn label(&self) -> String {
+        format!("{}/{}", self.provider_id, self.key_name)
+    }
+
+    fn generate<'a>(
+        &'a self,
+        suite: AlgorithmSuite,
+        ec: &'a EncryptionContext,
+    ) -> BoxFuture<'a, Result<(DataKey, EncryptedDataKey), KeyAccessError>> {
+        Box::pin(async move {
+            let dk =
+                DataKey::generate(suite).map_err(|e| KeyAccessError::Invalid(e.to_string()))?;
+            let edk = self.wrap_with(&dk, ec, suite).await?;
+            Ok((dk, edk))
+        })
+    }
+
+    fn wrap<'a>(
+        &'a self,
+        data_key: &'a DataKey,
+        ec: &'a EncryptionContext,
+    ) -> BoxFuture<'a, Result<EncryptedDataKey, KeyAccessError>> {
+        Box::pin(async move {
+            // RSA wrapping ignores the suite beyond the data key length already fixed.
+            self.wrap_with(data_key, ec, AlgorithmSuite::Aes256GcmHkdfSha512CommitKey)
+                .await
+        })
+    }
+
+    fn self_test(&self) -> BoxFuture<'_, Result<String, KeyAccessError>> {
+        Box::pin(async move {
+            let k = self.keyring().await?;
+            Ok(format!(
+                "RSA-{} public key from ssm:{} parses",
+                k.modulus_bits(),
+                self.param
+            ))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn templates_and_patterns() {
+        let t = "/amazon-connect/encryption/{key_id}/private-key";
+        assert_eq!(
+            key_id_of(
+                t,
+                "/amazon-connect/encryption/3f2504e0-4f89-41d3-9a0c-0305e82c3301/private-key"
+            ),
+            Some("3f2504e0-4f89-41d3-9a0c-0305e82c3301")
+        );
+        assert_eq!(
+            key_id_of(t, "/amazon-connect/encryption/x/y/private-key"),
+            None
+        );
+        let p = key_name_pattern("uuid").unwrap();
+        assert!(p.is_match("3f2504e0-4f89-41d3-9a0c-0305e82c3301"));
+        assert!(!p.is_match("3f2504e0-4f89-41d3-9a0c-0305e82c3301/../x"));
+        assert!(!p.is_match("junk"));
+        assert!(key_name_pattern("(").is_err());
+    }
+}
