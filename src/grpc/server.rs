@@ -115,13 +115,21 @@ pub async fn serve(
             .max_decoding_message_size(spec.max_request_bytes)
             .max_encoding_message_size(usize::MAX);
 
-    let incoming = tls::incoming(listeners.grpc, spec.tls.clone(), shutdown.clone())?;
+    let incoming = tls::incoming(
+        listeners.grpc,
+        spec.tls.clone(),
+        spec.reload_interval,
+        shutdown.clone(),
+    )?;
     let grace = spec.shutdown_grace;
     let drained = |mut rx: watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;
     };
 
     let grpc = Server::builder()
+        .layer(super::limit::RequestSizeLimitLayer {
+            max_bytes: spec.max_request_bytes,
+        })
         .timeout(spec.request_timeout)
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
         .http2_keepalive_timeout(Some(Duration::from_secs(10)))

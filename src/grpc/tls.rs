@@ -195,6 +195,7 @@ fn digest_files(spec: &TlsSpec) -> Vec<u8> {
 pub fn incoming(
     listener: TcpListener,
     tls: Option<TlsSpec>,
+    reload_interval: Duration,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<ReceiverStream<io::Result<Conn>>, TlsError> {
     let config = match &tls {
@@ -206,7 +207,12 @@ pub fn incoming(
         let mut shutdown = shutdown.clone();
         tokio::spawn(async move {
             let mut last = digest_files(&spec);
-            let mut tick = tokio::time::interval(Duration::from_secs(5));
+            let every = if reload_interval.is_zero() {
+                Duration::from_secs(5)
+            } else {
+                reload_interval
+            };
+            let mut tick = tokio::time::interval(every);
             loop {
                 tokio::select! {
                     _ = shutdown.changed() => break,

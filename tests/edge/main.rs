@@ -1,0 +1,24 @@
+//! The production edge: mTLS and authorization, limits and overload, deadlines,
+//! and what reaches logs and metrics.
+
+#[allow(dead_code)]
+#[path = "../broker/harness.rs"]
+mod harness;
+
+mod limits;
+mod mtls;
+mod secrets;
+
+/// GET from the admin port.
+pub async fn harness_http(port: u16, path: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).await.unwrap();
+    out
+}

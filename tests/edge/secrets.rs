@@ -1,0 +1,207 @@
+//! A marker plaintext run through every RPC, with logging at trace level, never
+//! appears in any output; the audit trail has one event per re-encryption with
+//! who, what, which keys, outcome and duration.
+
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use base64::Engine as _;
+use reseal::grpc::proto::reencrypt_service_client::ReencryptServiceClient;
+use reseal::grpc::proto::{reencrypt_request::Input, ReencryptBatchRequest, ReencryptRequest};
+
+use crate::harness::*;
+
+const MARKER: &[u8] = b"MARKER-5105105105105100-PLAINTEXT";
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn forms(bytes: &[u8]) -> Vec<String> {
+    vec![
+        String::from_utf8_lossy(bytes).into_owned(),
+        hex::encode(bytes),
+        hex::encode_upper(bytes),
+        base64::engine::general_purpose::STANDARD.encode(bytes),
+        format!("{bytes:?}"),
+        // a distinctive middle slice, in case something truncates
+        String::from_utf8_lossy(&bytes[7..23]).into_owned(),
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nothing_secret_reaches_logs_or_metrics_at_trace_level() {
+    let fx = Fixture::new();
+    let cfg = fx.write(
+        "reseal.yaml",
+        &standard_config("").replace("log_format: text", "log_format: json"),
+    );
+    let (grpc, health, admin) = (free_port(), free_port(), free_port());
+    let log_path = fx.path("server.log");
+    let log = std::fs::File::create(&log_path).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_reseal"))
+        .args(["serve", "--config"])
+        .arg(&cfg)
+        .env("RUST_LOG", "trace")
+        .env("RESEAL_SERVER__LISTEN", format!("127.0.0.1:{grpc}"))
+        .env(
+            "RESEAL_SERVER__HEALTH_LISTEN",
+            format!("127.0.0.1:{health}"),
+        )
+        .env("RESEAL_SERVER__ADMIN_LISTEN", format!("127.0.0.1:{admin}"))
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut c = None;
+    for _ in 0..100 {
+        if let Ok(client) =
+            ReencryptServiceClient::connect(format!("http://127.0.0.1:{grpc}")).await
+        {
+            c = Some(client);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut c = c.expect("server up");
+
+    let input = connect_message("connect-a", CONNECT_A, MARKER);
+    let ok = ReencryptRequest {
+        input: Some(Input::CiphertextBase64(
+            base64::engine::general_purpose::STANDARD.encode(&input),
+        )),
+        route: "card-capture".into(),
+        request_id: "audit-me".into(),
+        ..Default::default()
+    };
+    let resp = c.reencrypt(ok.clone()).await.unwrap().into_inner();
+    assert!(resp.results.iter().all(|r| r.error.is_none()));
+    let mut tampered = input.clone();
+    let n = tampered.len();
+    tampered[n - 120] ^= 1;
+    let bad = ReencryptRequest {
+        input: Some(Input::Ciphertext(tampered)),
+        consumers: vec!["payments".into()],
+        ..Default::default()
+    };
+    assert!(c.reencrypt(bad.clone()).await.is_err());
+    let unknown = ReencryptRequest {
+        input: Some(Input::Ciphertext(connect_message(
+            "stranger",
+            "11111111-2222-4333-8444-555555555555",
+            MARKER,
+        ))),
+        consumers: vec!["payments".into()],
+        ..Default::default()
+    };
+    assert!(c.reencrypt(unknown.clone()).await.is_err());
+    c.reencrypt_batch(ReencryptBatchRequest {
+        items: vec![ok.clone(), bad, unknown],
+    })
+    .await
+    .unwrap();
+    let metrics = crate::harness_http(admin, "/metrics").await;
+
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    for _ in 0..100 {
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let _ = child.kill();
+    let output = std::fs::read_to_string(&log_path).unwrap();
+    assert!(
+        output.lines().count() > 50,
+        "trace logging was on:\n{output}"
+    );
+
+    for form in forms(MARKER) {
+        assert!(
+            !output.contains(&form),
+            "plaintext form `{form}` found in the logs"
+        );
+        assert!(
+            !metrics.contains(&form),
+            "plaintext form `{form}` found in the metrics"
+        );
+    }
+    // No private key material: take distinctive lines of the PEM bodies.
+    for name in ["connect-a", "payments", "fraud", "ledger-old"] {
+        let pem = &keys()[name].0;
+        for line in pem
+            .lines()
+            .filter(|l| !l.starts_with("-----"))
+            .skip(3)
+            .take(3)
+        {
+            assert!(
+                !output.contains(line),
+                "key material of {name} found in the logs"
+            );
+        }
+    }
+
+    // The audit trail: one event per re-encryption, on its own target.
+    let audit: Vec<serde_json::Value> = output
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["target"] == "reseal::audit")
+        .collect();
+    let reencrypts: Vec<&serde_json::Value> =
+        audit.iter().filter(|v| v["event"] == "reencrypt").collect();
+    assert_eq!(
+        reencrypts.len(),
+        6,
+        "one event per re-encryption (3 calls + 3 batch items)"
+    );
+    let first = reencrypts
+        .iter()
+        .find(|v| v["request_id"] == "audit-me")
+        .unwrap();
+    assert_eq!(first["outcome"], "ok");
+    assert_eq!(first["source_key"], "connect-a");
+    assert_eq!(first["caller"], "-");
+    assert_eq!(first["message_id"].as_str().unwrap().len(), 32);
+    assert!(
+        first["consumers"]
+            .as_str()
+            .unwrap()
+            .contains("payments[payments-2026]"),
+        "{first}"
+    );
+    assert!(first["duration_ms"].as_f64().is_some());
+    let failures: Vec<&&serde_json::Value> = reencrypts
+        .iter()
+        .filter(|v| v["outcome"] == "error")
+        .collect();
+    assert!(failures
+        .iter()
+        .any(|v| v["reason"] == "AUTHENTICATION_FAILED"));
+    assert!(failures
+        .iter()
+        .any(|v| v["reason"] == "SOURCE_KEY_NOT_CONFIGURED"));
+    // Security events for tampering and unknown keys.
+    let security: Vec<&serde_json::Value> =
+        audit.iter().filter(|v| v["event"] == "security").collect();
+    assert!(
+        security.iter().any(|v| v["kind"] == "tampered_input"),
+        "{security:?}"
+    );
+    assert!(
+        security.iter().any(|v| v["kind"] == "unknown_key_id"),
+        "{security:?}"
+    );
+    // Every log line is JSON, and request-scoped lines carry the request id.
+    assert!(output
+        .lines()
+        .all(|l| l.trim().is_empty() || serde_json::from_str::<serde_json::Value>(l).is_ok()));
+    assert!(output.contains("\"request_id\":\"audit-me\""));
+}
