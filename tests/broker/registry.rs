@@ -206,3 +206,32 @@ fn environment_overrides_apply() {
         "{stdout}"
     );
 }
+
+#[test]
+fn shipped_example_configs_compile() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/examples");
+    let aws = std::sync::Arc::new(reseal::keys::aws::AwsKeys::new(
+        Default::default(),
+        std::sync::Arc::new(reseal::telemetry::Metrics::new()),
+    ));
+    let mut seen = 0;
+    for entry in std::fs::read_dir(root).unwrap() {
+        let path = entry.unwrap().path();
+        let loaded = registry::load(
+            &path,
+            &LoadOptions {
+                env_overrides: false,
+                aws: Some(aws.clone()),
+            },
+        );
+        // Compiling touches no AWS endpoint: clients are built on first use.
+        assert!(
+            loaded.is_ok(),
+            "{}: {:?}",
+            path.display(),
+            loaded.err().map(|e| e.problems())
+        );
+        seen += 1;
+    }
+    assert!(seen >= 2);
+}
