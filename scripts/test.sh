@@ -20,7 +20,7 @@ fi
 export RESEAL_PYTHON="$ROOT/.venv/bin/python"
 
 step "buf lint and format (npm @bufbuild/buf)"
-npm ci --no-audit --no-fund --loglevel=error
+npm install --no-audit --no-fund --loglevel=error
 npx --no-install buf lint
 npx --no-install buf format -d --exit-code
 

@@ -3,6 +3,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod inspect;
 mod negative;
 mod roundtrip;
 mod vectors;
