@@ -18,15 +18,73 @@ use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::EnvFilter;
 
+use crate::registry::model::TelemetrySpec;
+
 /// Log target of the audit trail.
 pub const AUDIT_TARGET: &str = "reseal::audit";
 
 /// Installs the global subscriber. `RUST_LOG` overrides `default_filter`.
 /// Safe to call more than once (later calls are ignored).
 pub fn init_logging(format: &str, default_filter: &str) {
+    let _ = init(format, default_filter, &TelemetrySpec::default());
+}
+
+/// Flushes and stops trace export at shutdown.
+pub struct TraceGuard(Option<opentelemetry_sdk::trace::SdkTracerProvider>);
+
+impl TraceGuard {
+    /// Exports what is still buffered. Blocking: call it off the async reactor.
+    pub fn shutdown(self) {
+        if let Some(provider) = self.0 {
+            if let Err(e) = provider.shutdown() {
+                eprintln!("trace export shutdown: {e}");
+            }
+        }
+    }
+}
+
+fn otlp_provider(spec: &TelemetrySpec) -> Option<opentelemetry_sdk::trace::SdkTracerProvider> {
+    use opentelemetry_otlp::WithExportConfig;
+    let endpoint = spec.otlp_endpoint.as_ref()?;
+    let exporter = opentelemetry_otlp::SpanExporter::builder()
+        .with_tonic()
+        .with_endpoint(endpoint.clone())
+        .with_timeout(std::time::Duration::from_secs(3))
+        .build();
+    let exporter = match exporter {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("OTLP exporter for {endpoint} could not be built: {e}; traces are off");
+            return None;
+        }
+    };
+    let sampler = opentelemetry_sdk::trace::Sampler::ParentBased(Box::new(
+        opentelemetry_sdk::trace::Sampler::TraceIdRatioBased(spec.sample_ratio.clamp(0.0, 1.0)),
+    ));
+    Some(
+        opentelemetry_sdk::trace::SdkTracerProvider::builder()
+            .with_batch_exporter(exporter)
+            .with_sampler(sampler)
+            .with_resource(
+                opentelemetry_sdk::Resource::builder()
+                    .with_service_name(spec.service_name.clone())
+                    .build(),
+            )
+            .build(),
+    )
+}
+
+/// Logging, plus OTLP trace export when configured. With an OTLP endpoint this
+/// must run inside a Tokio runtime (the exporter's gRPC client lives there).
+pub fn init(format: &str, default_filter: &str, spec: &TelemetrySpec) -> TraceGuard {
+    use opentelemetry::trace::TracerProvider as _;
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
-    let registry = tracing_subscriber::registry().with(filter);
+    let provider = otlp_provider(spec);
+    let otel = provider
+        .as_ref()
+        .map(|p| tracing_opentelemetry::layer().with_tracer(p.tracer("reseal")));
+    let registry = tracing_subscriber::registry().with(filter).with(otel);
     let result = if format == "text" {
         registry
             .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
@@ -44,6 +102,7 @@ pub fn init_logging(format: &str, default_filter: &str) {
             .try_init()
     };
     let _ = result;
+    TraceGuard(provider)
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]

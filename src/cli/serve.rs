@@ -17,17 +17,21 @@ pub fn run(args: Args) -> CliResult {
     let source = app::config_source(args.config.as_deref());
     let (text, origin, _) = app::read_source(&source)?;
     let file = crate::registry::parse_file(&text, &origin, true)?;
-    crate::telemetry::init_logging(&file.server.log_format, "info");
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    runtime.block_on(async move {
+    // The OTLP exporter's gRPC client must be created inside the runtime.
+    let traces = {
+        let _in_runtime = runtime.enter();
+        crate::telemetry::init(&file.server.log_format, "info", &file.telemetry)
+    };
+    let code = runtime.block_on(async move {
         let running = match app::start(source, app::StartOptions::default()).await {
             Ok(r) => r,
             Err(e) => {
                 tracing::error!(error = %e, "reseal could not start");
                 eprintln!("error: {e}");
-                return Ok(ExitCode::from(1));
+                return Ok::<_, Box<dyn std::error::Error>>(ExitCode::from(1));
             }
         };
         tracing::info!(
@@ -45,5 +49,10 @@ pub fn run(args: Args) -> CliResult {
         running.wait().await?;
         tracing::info!("stopped");
         Ok(ExitCode::SUCCESS)
-    })
+    });
+    // Flush buffered spans while the runtime (and the exporter's client) is still up.
+    runtime.block_on(async move {
+        let _ = tokio::task::spawn_blocking(move || traces.shutdown()).await;
+    });
+    code
 }

@@ -28,6 +28,8 @@ pub struct ConfigFile {
     pub development: DevelopmentSpec,
     /// AWS clients (region, endpoint, timeouts, caches).
     pub aws: AwsSpec,
+    /// Optional OpenTelemetry trace export (read at start).
+    pub telemetry: TelemetrySpec,
     /// Keys that open inputs, by id.
     pub sources: BTreeMap<String, SourceSpec>,
     /// Destinations, by id.
@@ -79,6 +81,28 @@ impl Default for ServerSpec {
             reload_interval: Duration::from_secs(2),
             shutdown_grace: Duration::from_secs(20),
             log_format: "json".into(),
+        }
+    }
+}
+
+/// OpenTelemetry trace export over OTLP/gRPC. Off unless an endpoint is set.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TelemetrySpec {
+    /// OTLP/gRPC collector, e.g. `http://otel-collector:4317`.
+    pub otlp_endpoint: Option<String>,
+    /// `service.name` of the exported spans.
+    pub service_name: String,
+    /// Fraction of requests traced (0.0 to 1.0), parent-based.
+    pub sample_ratio: f64,
+}
+
+impl Default for TelemetrySpec {
+    fn default() -> Self {
+        TelemetrySpec {
+            otlp_endpoint: None,
+            service_name: "reseal".into(),
+            sample_ratio: 1.0,
         }
     }
 }

@@ -7,6 +7,7 @@ mod harness;
 
 mod limits;
 mod mtls;
+mod otlp;
 mod secrets;
 
 /// GET from the admin port.

@@ -67,13 +67,19 @@ fn prints_the_header_from_file_or_stdin_raw_or_base64() {
         assert!(v["encryption_context"]["aws-crypto-public-key"].is_string());
         assert_eq!(v["encrypted_data_keys"][0]["provider_id"], "AmazonConnect");
         assert_eq!(v["encrypted_data_keys"][0]["key_name"], CONNECT_KEY_ID);
-        assert_eq!(v["encrypted_data_keys"][0]["encrypted_data_key_length"], 256);
+        assert_eq!(
+            v["encrypted_data_keys"][0]["encrypted_data_key_length"],
+            256
+        );
         assert_eq!(v["content_type"], "framed");
         assert_eq!(v["frame_length"], 4096);
         assert_eq!(v["body"]["valid_structure"], true);
         assert_eq!(v["body"]["plaintext_length"], 16);
         // The wrapped data key itself is never printed.
-        let edk = esdk::Message::parse(&bytes, &Default::default()).unwrap().header.encrypted_data_keys[0]
+        let edk = esdk::Message::parse(&bytes, &Default::default())
+            .unwrap()
+            .header
+            .encrypted_data_keys[0]
             .ciphertext
             .clone();
         assert!(!raw.contains(&hex::encode(&edk[..16])));
