@@ -198,6 +198,19 @@ impl Builder {
         value.as_ref()
     }
 
+    /// Reports every field that is set but not used by this entry's type.
+    fn not_used(&mut self, entry: &str, kind: &str, fields: &[(&str, bool)]) {
+        for (field, present) in fields {
+            if *present {
+                self.problem(
+                    entry,
+                    field,
+                    format!("not used by type `{kind}`; remove it"),
+                );
+            }
+        }
+    }
+
     /// Reads local key material (`file:`, `env:`, inline).
     fn material(&mut self, r: &KeyRef, entry: &str, field: &str) -> Option<Zeroizing<Vec<u8>>> {
         match r {
@@ -387,22 +400,18 @@ impl Builder {
 
         let (provider_id, key_name, material) = match spec.kind {
             SourceKind::RawRsa => {
-                for (present, field) in [
-                    (spec.key.is_some(), "key"),
-                    (spec.key_ids.is_some(), "key_ids"),
-                    (spec.discovery_filter.is_some(), "discovery_filter"),
-                    (spec.region.is_some(), "region"),
-                    (spec.key_name_pattern.is_some(), "key_name_pattern"),
-                    (spec.parameter_template.is_some(), "parameter_template"),
-                ] {
-                    if present {
-                        self.problem(
-                            entry,
-                            field,
-                            format!("not used by type `{kind}`; remove it"),
-                        );
-                    }
-                }
+                self.not_used(
+                    entry,
+                    kind,
+                    &[
+                        ("key", spec.key.is_some()),
+                        ("key_ids", spec.key_ids.is_some()),
+                        ("discovery_filter", spec.discovery_filter.is_some()),
+                        ("region", spec.region.is_some()),
+                        ("key_name_pattern", spec.key_name_pattern.is_some()),
+                        ("parameter_template", spec.parameter_template.is_some()),
+                    ],
+                );
                 let key_name = self
                     .required(&spec.key_name, entry, "key_name", kind)?
                     .clone();
@@ -441,23 +450,19 @@ impl Builder {
                 (provider_id, Some(key_name), material)
             }
             SourceKind::RawAes => {
-                for (present, field) in [
-                    (spec.private_key.is_some(), "private_key"),
-                    (spec.padding.is_some(), "padding"),
-                    (spec.key_ids.is_some(), "key_ids"),
-                    (spec.discovery_filter.is_some(), "discovery_filter"),
-                    (spec.region.is_some(), "region"),
-                    (spec.key_name_pattern.is_some(), "key_name_pattern"),
-                    (spec.parameter_template.is_some(), "parameter_template"),
-                ] {
-                    if present {
-                        self.problem(
-                            entry,
-                            field,
-                            format!("not used by type `{kind}`; remove it"),
-                        );
-                    }
-                }
+                self.not_used(
+                    entry,
+                    kind,
+                    &[
+                        ("private_key", spec.private_key.is_some()),
+                        ("padding", spec.padding.is_some()),
+                        ("key_ids", spec.key_ids.is_some()),
+                        ("discovery_filter", spec.discovery_filter.is_some()),
+                        ("region", spec.region.is_some()),
+                        ("key_name_pattern", spec.key_name_pattern.is_some()),
+                        ("parameter_template", spec.parameter_template.is_some()),
+                    ],
+                );
                 let key_name = self
                     .required(&spec.key_name, entry, "key_name", kind)?
                     .clone();
@@ -625,30 +630,20 @@ impl Builder {
         let provider_id = spec.provider_id.clone().unwrap_or_else(|| "reseal".into());
         let key_name = spec.key_name.clone().unwrap_or_else(|| id.to_owned());
         let padding = spec.padding.unwrap_or(RsaPadding::OaepSha256);
-        let check_unused = |b: &mut Builder, fields: &[(&str, bool)]| {
-            for (field, present) in fields {
-                if *present {
-                    b.problem(
-                        entry,
-                        field,
-                        format!("not used by type `{kind}`; remove it"),
-                    );
-                }
-            }
-        };
         let mut certificate = None;
         let mut window = own_window;
         let wrap = match spec.kind {
             ConsumerKeyKind::RsaPublic | ConsumerKeyKind::X509 => {
-                check_unused(
-                    self,
+                self.not_used(
+                    entry,
+                    kind,
                     &[
                         ("key", spec.key.is_some()),
                         ("key_id", spec.key_id.is_some()),
                     ],
                 );
                 let public = if spec.kind == ConsumerKeyKind::RsaPublic {
-                    check_unused(self, &[("certificate", spec.certificate.is_some())]);
+                    self.not_used(entry, kind, &[("certificate", spec.certificate.is_some())]);
                     let r = self.required(&spec.public_key, entry, "public_key", kind)?;
                     if let KeyRef::Ssm(param) = r {
                         let aws = self.aws_keys(entry, "public_key")?;
@@ -678,7 +673,7 @@ impl Builder {
                         }
                     }
                 } else {
-                    check_unused(self, &[("public_key", spec.public_key.is_some())]);
+                    self.not_used(entry, kind, &[("public_key", spec.public_key.is_some())]);
                     let r = self.required(&spec.certificate, entry, "certificate", kind)?;
                     let pem = self.material(r, entry, "certificate")?;
                     match crate::keys::cert::rsa_certificate(&pem) {
@@ -716,8 +711,9 @@ impl Builder {
                 }
             }
             ConsumerKeyKind::RawAes => {
-                check_unused(
-                    self,
+                self.not_used(
+                    entry,
+                    kind,
                     &[
                         ("public_key", spec.public_key.is_some()),
                         ("certificate", spec.certificate.is_some()),
@@ -732,8 +728,9 @@ impl Builder {
                 ))
             }
             ConsumerKeyKind::AwsKms => {
-                check_unused(
-                    self,
+                self.not_used(
+                    entry,
+                    kind,
                     &[
                         ("public_key", spec.public_key.is_some()),
                         ("certificate", spec.certificate.is_some()),

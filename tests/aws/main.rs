@@ -154,19 +154,6 @@ fn req(input: Vec<u8>, consumers: &[&str]) -> ReencryptRequest {
     }
 }
 
-fn python() -> Option<std::path::PathBuf> {
-    match std::env::var_os("RESEAL_PYTHON") {
-        Some(p) => Some(p.into()),
-        None => {
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "RESEAL_PYTHON must be set in CI"
-            );
-            None
-        }
-    }
-}
-
 fn py(moto: &str, args: &[&str]) -> String {
     let py = python().expect("python");
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/aws_interop.py");

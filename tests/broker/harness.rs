@@ -193,3 +193,27 @@ pub fn reason(status: &tonic::Status) -> String {
         .map(|i| i.reason.clone())
         .unwrap_or_default()
 }
+
+/// A free loopback port (for child processes that bind their own).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The Python with the reference ESDK and grpcio (`RESEAL_PYTHON`); required in CI.
+pub fn python() -> Option<PathBuf> {
+    match std::env::var_os("RESEAL_PYTHON") {
+        Some(p) => Some(p.into()),
+        None => {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "RESEAL_PYTHON must be set in CI"
+            );
+            eprintln!("SKIPPING: RESEAL_PYTHON not set");
+            None
+        }
+    }
+}

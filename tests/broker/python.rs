@@ -6,20 +6,6 @@ use std::process::Command;
 
 use crate::harness::*;
 
-fn python() -> Option<std::path::PathBuf> {
-    match std::env::var_os("RESEAL_PYTHON") {
-        Some(p) => Some(p.into()),
-        None => {
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "RESEAL_PYTHON must be set in CI"
-            );
-            eprintln!("SKIPPING: RESEAL_PYTHON not set");
-            None
-        }
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn python_grpc_client_and_reference_esdk() {
     let Some(py) = python() else { return };

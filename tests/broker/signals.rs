@@ -5,14 +5,6 @@ use std::time::Duration;
 
 use crate::harness::*;
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 struct Server {
     child: Child,
     admin: u16,

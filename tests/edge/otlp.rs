@@ -33,14 +33,6 @@ impl TraceService for Collector {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 fn text(v: &Option<opentelemetry_proto::tonic::common::v1::AnyValue>) -> String {
     match v.as_ref().and_then(|v| v.value.as_ref()) {
         Some(Value::StringValue(s)) => s.clone(),

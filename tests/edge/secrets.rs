@@ -13,14 +13,6 @@ use crate::harness::*;
 
 const MARKER: &[u8] = b"MARKER-5105105105105100-PLAINTEXT";
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 fn forms(bytes: &[u8]) -> Vec<String> {
     vec![
         String::from_utf8_lossy(bytes).into_owned(),

@@ -4,7 +4,6 @@
 
 use std::sync::Arc;
 
-use super::cache::MaterialCache;
 use super::retry::AwsFailure;
 use super::AwsShared;
 use crate::esdk::{
@@ -111,44 +110,33 @@ fn cache_key(param: &str, provider_id: &str, key_name: &str, padding: RsaPadding
     )
 }
 
-/// One RSA private key at an explicit SSM parameter.
-pub struct SsmRsaSource {
+/// An RSA key (private or public half) held in one SSM parameter, fetched
+/// through the matching material cache.
+struct SsmKey {
     aws: Arc<AwsShared>,
-    cache: Arc<MaterialCache<RawRsaKeyring>>,
     param: String,
     provider_id: String,
     key_name: String,
     padding: RsaPadding,
+    private: bool,
 }
 
-impl SsmRsaSource {
-    pub fn new(
-        aws: Arc<AwsShared>,
-        param: &str,
-        provider_id: &str,
-        key_name: &str,
-        padding: RsaPadding,
-    ) -> Self {
-        let cache = aws.private_keys.clone();
-        SsmRsaSource {
-            aws,
-            cache,
-            param: param.into(),
-            provider_id: provider_id.into(),
-            key_name: key_name.into(),
-            padding,
-        }
-    }
-
+impl SsmKey {
     async fn keyring(&self) -> Result<Arc<RawRsaKeyring>, KeyAccessError> {
-        let (aws, param, pid, name, padding) = (
+        let cache = if self.private {
+            &self.aws.private_keys
+        } else {
+            &self.aws.public_keys
+        };
+        let (aws, param, pid, name, padding, private) = (
             self.aws.clone(),
             self.param.clone(),
             self.provider_id.clone(),
             self.key_name.clone(),
             self.padding,
+            self.private,
         );
-        self.cache
+        cache
             .get(
                 &cache_key(&self.param, &self.provider_id, &self.key_name, self.padding),
                 move || {
@@ -158,7 +146,7 @@ impl SsmRsaSource {
                         pid.clone(),
                         name.clone(),
                         padding,
-                        true,
+                        private,
                     )
                 },
             )
@@ -166,13 +154,35 @@ impl SsmRsaSource {
     }
 }
 
+/// One RSA private key at an explicit SSM parameter.
+pub struct SsmRsaSource(SsmKey);
+
+impl SsmRsaSource {
+    pub fn new(
+        aws: Arc<AwsShared>,
+        param: &str,
+        provider_id: &str,
+        key_name: &str,
+        padding: RsaPadding,
+    ) -> Self {
+        SsmRsaSource(SsmKey {
+            aws,
+            param: param.into(),
+            provider_id: provider_id.into(),
+            key_name: key_name.into(),
+            padding,
+            private: true,
+        })
+    }
+}
+
 impl RemoteSource for SsmRsaSource {
     fn key_names(&self) -> Option<Vec<String>> {
-        Some(vec![self.key_name.clone()])
+        Some(vec![self.0.key_name.clone()])
     }
 
     fn answers_for(&self, provider_info: &[u8]) -> bool {
-        provider_info == self.key_name.as_bytes()
+        provider_info == self.0.key_name.as_bytes()
     }
 
     fn unwrap<'a>(
@@ -180,17 +190,17 @@ impl RemoteSource for SsmRsaSource {
         edk: &'a EncryptedDataKey,
         ctx: KeyringContext<'a>,
     ) -> BoxFuture<'a, Result<DataKey, KeyAccessError>> {
-        Box::pin(async move { unwrap_with(self.keyring().await?, edk, ctx).await })
+        Box::pin(async move { unwrap_with(self.0.keyring().await?, edk, ctx).await })
     }
 
     fn self_test(&self) -> BoxFuture<'_, Result<String, KeyAccessError>> {
         Box::pin(async move {
-            let k = self.keyring().await?;
+            let k = self.0.keyring().await?;
             Ok(format!(
                 "RSA-{} {} from ssm:{} parses",
                 k.modulus_bits(),
-                self.padding.as_str(),
-                self.param
+                self.0.padding.as_str(),
+                self.0.param
             ))
         })
     }
@@ -260,43 +270,31 @@ impl RemoteSource for SsmDiscovery {
                 .filter(|s| self.pattern.is_match(s))
                 .ok_or(KeyAccessError::NotThisKey)?
                 .to_owned();
-            let param = self.parameter(&key_id);
-            let ck = cache_key(&param, &self.provider_id, &key_id, self.padding);
-            if self.aws.absent.get(&param).is_some() {
+            let key = SsmKey {
+                aws: self.aws.clone(),
+                param: self.parameter(&key_id),
+                provider_id: self.provider_id.clone(),
+                key_name: key_id,
+                padding: self.padding,
+                private: true,
+            };
+            if self.aws.absent.get(&key.param).is_some() {
                 self.aws.metrics.cache_event("ssm_absent", "hit");
                 return Err(KeyAccessError::NotFound(format!(
-                    "ssm:{param} (remembered as absent)"
+                    "ssm:{} (remembered as absent)",
+                    key.param
                 )));
             }
-            if !self.aws.private_keys.contains(&ck) {
+            // Only lookups of key ids not already held spend discovery tokens.
+            let held = cache_key(&key.param, &key.provider_id, &key.key_name, key.padding);
+            if !self.aws.private_keys.contains(&held) {
                 if let Err(wait) = self.aws.discovery_bucket.try_take() {
                     return Err(KeyAccessError::RateLimited { retry_after: wait });
                 }
             }
-            let (aws, p, pid, name, padding) = (
-                self.aws.clone(),
-                param.clone(),
-                self.provider_id.clone(),
-                key_id.clone(),
-                self.padding,
-            );
-            let keyring = self
-                .aws
-                .private_keys
-                .get(&ck, move || {
-                    fetch(
-                        aws.clone(),
-                        p.clone(),
-                        pid.clone(),
-                        name.clone(),
-                        padding,
-                        true,
-                    )
-                })
-                .await;
-            let keyring = match keyring {
+            let keyring = match key.keyring().await {
                 Err(KeyAccessError::NotFound(m)) => {
-                    self.aws.absent.insert(param.clone(), ());
+                    self.aws.absent.insert(key.param.clone(), ());
                     return Err(KeyAccessError::NotFound(m));
                 }
                 other => other?,
@@ -382,13 +380,7 @@ fn key_id_of<'a>(template: &str, name: &'a str) -> Option<&'a str> {
 /// A consumer RSA public key kept in SSM: fetched, cached, refreshed in the
 /// background, and served stale while SSM is unreachable (the "last known
 /// public key" fallback).
-pub struct SsmRsaRecipient {
-    aws: Arc<AwsShared>,
-    param: String,
-    provider_id: String,
-    key_name: String,
-    padding: RsaPadding,
-}
+pub struct SsmRsaRecipient(SsmKey);
 
 impl SsmRsaRecipient {
     pub fn new(
@@ -398,39 +390,14 @@ impl SsmRsaRecipient {
         key_name: &str,
         padding: RsaPadding,
     ) -> Self {
-        SsmRsaRecipient {
+        SsmRsaRecipient(SsmKey {
             aws,
             param: param.into(),
             provider_id: provider_id.into(),
             key_name: key_name.into(),
             padding,
-        }
-    }
-
-    async fn keyring(&self) -> Result<Arc<RawRsaKeyring>, KeyAccessError> {
-        let (aws, param, pid, name, padding) = (
-            self.aws.clone(),
-            self.param.clone(),
-            self.provider_id.clone(),
-            self.key_name.clone(),
-            self.padding,
-        );
-        self.aws
-            .public_keys
-            .get(
-                &cache_key(&self.param, &self.provider_id, &self.key_name, self.padding),
-                move || {
-                    fetch(
-                        aws.clone(),
-                        param.clone(),
-                        pid.clone(),
-                        name.clone(),
-                        padding,
-                        false,
-                    )
-                },
-            )
-            .await
+            private: false,
+        })
     }
 
     async fn wrap_with(
@@ -439,7 +406,7 @@ impl SsmRsaRecipient {
         ec: &EncryptionContext,
         suite: AlgorithmSuite,
     ) -> Result<EncryptedDataKey, KeyAccessError> {
-        let keyring = self.keyring().await?;
+        let keyring = self.0.keyring().await?;
         keyring
             .wrap(
                 data_key,
@@ -454,7 +421,7 @@ impl SsmRsaRecipient {
 
 impl RemoteRecipient for SsmRsaRecipient {
     fn label(&self) -> String {
-        format!("{}/{}", self.provider_id, self.key_name)
+        format!("{}/{}", self.0.provider_id, self.0.key_name)
     }
 
     fn generate<'a>(
@@ -484,11 +451,11 @@ impl RemoteRecipient for SsmRsaRecipient {
 
     fn self_test(&self) -> BoxFuture<'_, Result<String, KeyAccessError>> {
         Box::pin(async move {
-            let k = self.keyring().await?;
+            let k = self.0.keyring().await?;
             Ok(format!(
                 "RSA-{} public key from ssm:{} parses",
                 k.modulus_bits(),
-                self.param
+                self.0.param
             ))
         })
     }
