@@ -302,7 +302,7 @@ mod tests {
         info.extend_from_slice(&[7u8; 12]);
         assert_eq!(KeyNameLayout::RawAes.key_name(&info), Some(&b"my-key"[..]));
         assert_eq!(KeyNameLayout::RawAes.key_name(b"short"), None);
-        info[7] = 0; // tag length no longer 128
+        info[9] = 0; // tag length (bytes 6..10) no longer 128
         assert_eq!(KeyNameLayout::RawAes.key_name(&info), None);
     }
 
