@@ -187,13 +187,26 @@ impl Broker {
         caller: &Caller,
         request: ReencryptRequest,
     ) -> Result<ReencryptResponse, BrokerError> {
-        let started = Instant::now();
-        let registry = self
-            .registry
+        let registry = self.snapshot()?;
+        self.reencrypt_on(&registry, caller, request).await
+    }
+
+    fn snapshot(&self) -> Result<Arc<Registry>, BrokerError> {
+        self.registry
             .snapshot()
-            .ok_or_else(|| BrokerError::new(Reason::NotReady, "no registry is loaded yet"))?;
+            .ok_or_else(|| BrokerError::new(Reason::NotReady, "no registry is loaded yet"))
+    }
+
+    /// One re-encryption against a given registry snapshot.
+    async fn reencrypt_on(
+        &self,
+        registry: &Arc<Registry>,
+        caller: &Caller,
+        request: ReencryptRequest,
+    ) -> Result<ReencryptResponse, BrokerError> {
+        let started = Instant::now();
         let mut audit = Audit::new(caller, &request);
-        let result = self.run(&registry, caller, request, &mut audit).await;
+        let result = self.run(registry, caller, request, &mut audit).await;
         audit.finish(&result, started.elapsed());
         if let Err(e) = &result {
             self.note_security(caller, e);
@@ -208,10 +221,8 @@ impl Broker {
         caller: &Caller,
         items: Vec<Result<ReencryptRequest, BrokerError>>,
     ) -> Result<Vec<Result<ReencryptResponse, BrokerError>>, BrokerError> {
-        let registry = self
-            .registry
-            .snapshot()
-            .ok_or_else(|| BrokerError::new(Reason::NotReady, "no registry is loaded yet"))?;
+        // One snapshot for the whole batch: a reload never splits it.
+        let registry = self.snapshot()?;
         if items.is_empty() {
             return Err(BrokerError::new(
                 Reason::NoDataSupplied,
@@ -228,10 +239,10 @@ impl Broker {
                 ),
             ));
         }
-        drop(registry);
+        let registry = &registry;
         Ok(join_all(items.into_iter().map(|item| async move {
             match item {
-                Ok(request) => self.reencrypt(caller, request).await,
+                Ok(request) => self.reencrypt_on(registry, caller, request).await,
                 Err(e) => Err(e),
             }
         }))
@@ -253,11 +264,22 @@ impl Broker {
         )?;
         let bytes = decode_input(request.ciphertext, registry.limits.max_ciphertext_bytes)?;
 
-        let message = Message::parse(bytes, &registry.limits.message)?;
+        // Parsing and the verification key (a point decompression) are CPU work too.
+        let (message, dctx) = {
+            let limits = registry.limits.message.clone();
+            let expected = request.expected_context.clone();
+            self.cpu
+                .run(move || -> Result<_, esdk::Error> {
+                    let message = Message::parse(bytes, &limits)?;
+                    let dctx = message.decryption_context(Some(&expected));
+                    Ok((message, dctx))
+                })
+                .await??
+        };
         let message_id = hex::encode(&message.header.message_id);
         audit.message_id = Some(message_id.clone());
         audit.suite = Some(message.header.suite);
-        let dctx = message.decryption_context(Some(&request.expected_context))?;
+        let dctx = dctx?;
 
         let (source_id, data_key) = self
             .unwrap_source(
