@@ -6,6 +6,8 @@
 
 use std::collections::BTreeSet;
 
+use zeroize::Zeroizing;
+
 use super::codec::{put_u16, put_u32, put_u64};
 use super::context::{EncryptionContext, PUBLIC_KEY_FIELD, RESERVED_PREFIX};
 use super::crypto::{
@@ -246,9 +248,12 @@ pub fn seal(
     } else {
         plaintext.len() / frame_length as usize + 1
     };
-    let mut out = Vec::with_capacity(
+    // Plaintext is copied in and encrypted in place: the buffer is zeroized if
+    // anything fails half-way, and sized so it never reallocates (which would
+    // leave a plaintext copy behind in freed memory).
+    let mut out = Zeroizing::new(Vec::with_capacity(
         header_body.len() + 32 + plaintext.len() + frames * frame_overhead + 110,
-    );
+    ));
     out.extend_from_slice(&header_body);
     header.serialize_auth(&mut out);
 
@@ -306,7 +311,7 @@ pub fn seal(
         put_u16(&mut out, signature.len() as u16);
         out.extend_from_slice(&signature);
     }
-    Ok(out)
+    Ok(std::mem::take(&mut *out))
 }
 
 /// One-call encryption for synchronous recipients: fresh materials, one EDK per
