@@ -99,3 +99,47 @@ async fn sighup_reloads_and_sigterm_drains() {
     assert!(status.success(), "{status:?}");
     server.admin = 0;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_drains_in_flight_requests_and_stops_accepting() {
+    use reseal::grpc::proto::{reencrypt_request::Input, ReencryptBatchRequest, ReencryptRequest};
+    let fx = Fixture::new();
+    let cfg = fx.write(
+        "reseal.yaml",
+        &(standard_config("") + "limits:\n  max_batch_items: 1000\n"),
+    );
+    let running = start(&cfg, manual_clock("2026-01-01T00:00:00Z")).await;
+    let addr = running.grpc_addr;
+    let mut c = client(&running).await;
+    let item = ReencryptRequest {
+        input: Some(Input::Ciphertext(connect_message(
+            "connect-a",
+            CONNECT_A,
+            b"drain",
+        ))),
+        route: "card-capture".into(),
+        ..Default::default()
+    };
+    let in_flight = tokio::spawn(async move {
+        c.reencrypt_batch(ReencryptBatchRequest {
+            items: vec![item; 150],
+        })
+        .await
+    });
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    assert!(
+        !in_flight.is_finished(),
+        "the batch should still be running when shutdown starts"
+    );
+    running.stop().await.unwrap();
+    // The call that was in flight completed, every item served.
+    let resp = in_flight
+        .await
+        .unwrap()
+        .expect("in-flight call drained, not cut")
+        .into_inner();
+    assert_eq!(resp.results.len(), 150);
+    assert!(resp.results.iter().all(|r| r.error.is_none()));
+    // And the listener is closed.
+    assert!(tokio::net::TcpStream::connect(addr).await.is_err());
+}
