@@ -247,3 +247,24 @@ pub async fn try_http_get(addr: std::net::SocketAddr, path: &str) -> Option<Stri
     s.read_to_string(&mut out).await.ok()?;
     out.split_once("\r\n\r\n").map(|(_, b)| b.to_owned())
 }
+
+#[test]
+fn the_readme_demo_runs_and_every_envelope_opens() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_reseal"))
+        .arg("demo")
+        .current_dir(std::env::temp_dir())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Three consumers, the ledger mid-rotation: four openings, all good.
+    assert_eq!(stdout.matches('✓').count(), 4, "{stdout}");
+    assert!(stdout.contains("ledger-2025 + ledger-2026"), "{stdout}");
+    assert!(stdout.contains("0x0378") && stdout.contains("0x0478"));
+    // The card number is masked, never printed whole.
+    assert!(!stdout.contains("4111111111111111"));
+}

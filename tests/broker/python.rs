@@ -48,6 +48,10 @@ async fn python_grpc_client_and_reference_esdk() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(stdout.contains("all checks passed"));
+    assert!(
+        stdout.contains("server reflection lists reseal.v1.ReencryptService"),
+        "{stdout}"
+    );
     // Mid-rotation (2030-06-15): the ledger envelope was opened with both keys.
     assert!(
         stdout.contains("ledger: reference ESDK opens the envelope with ledger-old"),

@@ -69,6 +69,13 @@ def main():
         frame_length=4096,
     )
 
+    with grpc.insecure_channel(args.addr) as ch:
+        from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoReflectionDescriptorDatabase
+
+        services = ProtoReflectionDescriptorDatabase(ch).get_services()
+        check("reseal.v1.ReencryptService" in services, "server reflection lists reseal.v1.ReencryptService")
+        check("grpc.health.v1.Health" in services, "server reflection lists grpc.health.v1.Health")
+
     with grpc.insecure_channel(args.health) as ch:
         status = health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest(service="reseal.v1.ReencryptService"))
         check(status.status == health_pb2.HealthCheckResponse.SERVING, "health port reports SERVING")
