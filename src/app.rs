@@ -189,12 +189,11 @@ pub async fn start(source: ConfigSource, options: StartOptions) -> Result<Runnin
         addr: "?".into(),
         source: e,
     })?;
-    let mut broker = Broker::new(
-        registry.clone(),
-        options.clock.clone(),
-        metrics,
-        CpuPool::for_this_machine(),
-    );
+    let cpu = server
+        .crypto_tasks
+        .map(CpuPool::new)
+        .unwrap_or_else(CpuPool::for_this_machine);
+    let mut broker = Broker::new(registry.clone(), options.clock.clone(), metrics, cpu);
     if let Some(aws) = &aws {
         broker = broker.with_materials_cache(aws.materials_cache());
     }

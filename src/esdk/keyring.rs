@@ -203,19 +203,24 @@ impl<T: Identity + Recipient> Keyring for T {}
 
 /// Values indexed by the `(provider id, key name)` an EDK names.
 ///
-/// Lookup cost is one hash probe per layout in use for the EDK's provider id,
-/// so a flood of EDKs costs hashing, not decryption attempts.
+/// Lookup cost is one hash probe for the provider id and one per key-name
+/// layout in use for it, without allocating, so a flood of EDKs costs hashing,
+/// not decryption attempts.
 #[derive(Clone)]
 pub struct KeyIndex<T> {
-    by_key: HashMap<(String, Vec<u8>), Vec<T>>,
-    layouts: HashMap<String, Vec<KeyNameLayout>>,
+    providers: HashMap<String, ProviderKeys<T>>,
+}
+
+#[derive(Clone)]
+struct ProviderKeys<T> {
+    layouts: Vec<KeyNameLayout>,
+    by_name: HashMap<Vec<u8>, Vec<T>>,
 }
 
 impl<T> Default for KeyIndex<T> {
     fn default() -> Self {
         KeyIndex {
-            by_key: HashMap::new(),
-            layouts: HashMap::new(),
+            providers: HashMap::new(),
         }
     }
 }
@@ -224,35 +229,39 @@ impl<T> KeyIndex<T> {
     /// Adds a value. Several may share a provider id and key name (the same key
     /// with two paddings, say); lookups return them in insertion order.
     pub fn insert(&mut self, provider_id: &str, key_name: &[u8], layout: KeyNameLayout, value: T) {
-        let layouts = self.layouts.entry(provider_id.to_owned()).or_default();
-        if !layouts.contains(&layout) {
-            layouts.push(layout);
+        let p = self
+            .providers
+            .entry(provider_id.to_owned())
+            .or_insert_with(|| ProviderKeys {
+                layouts: Vec::new(),
+                by_name: HashMap::new(),
+            });
+        if !p.layouts.contains(&layout) {
+            p.layouts.push(layout);
         }
-        self.by_key
-            .entry((provider_id.to_owned(), key_name.to_vec()))
-            .or_default()
-            .push(value);
+        p.by_name.entry(key_name.to_vec()).or_default().push(value);
     }
 
     pub fn len(&self) -> usize {
-        self.by_key.values().map(Vec::len).sum()
+        self.providers
+            .values()
+            .flat_map(|p| p.by_name.values())
+            .map(Vec::len)
+            .sum()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.by_key.is_empty()
+        self.len() == 0
     }
 
     /// The values an EDK addresses (empty when none).
     pub fn lookup(&self, edk: &EncryptedDataKey) -> &[T] {
-        let Some(layouts) = self.layouts.get(&edk.provider_id) else {
+        let Some(p) = self.providers.get(edk.provider_id.as_str()) else {
             return &[];
         };
-        layouts
+        p.layouts
             .iter()
-            .find_map(|layout| {
-                let name = layout.key_name(&edk.provider_info)?;
-                self.by_key.get(&(edk.provider_id.clone(), name.to_vec()))
-            })
+            .find_map(|layout| p.by_name.get(layout.key_name(&edk.provider_info)?))
             .map(Vec::as_slice)
             .unwrap_or(&[])
     }

@@ -273,10 +273,19 @@ impl<B: AsRef<[u8]>> Message<B> {
             verify_commitment(&header.suite_data, &derived)?;
         }
 
-        let mut aad = bytes[..self.header_body_len].to_vec();
-        ctx.encryption_context
-            .subset(ctx.required_keys.iter().map(String::as_str))
-            .serialize_into(&mut aad)?;
+        // AAD = header body ‖ required-only context (usually empty: no copy then).
+        let header_body = &bytes[..self.header_body_len];
+        let with_required;
+        let aad: &[u8] = if ctx.required_keys.is_empty() {
+            header_body
+        } else {
+            let mut v = header_body.to_vec();
+            ctx.encryption_context
+                .subset(ctx.required_keys.iter().map(String::as_str))
+                .serialize_into(&mut v)?;
+            with_required = v;
+            &with_required
+        };
         let zero_iv = [0u8; IV_LEN];
         let header_iv: &[u8] = match header.version {
             FormatVersion::V1 => &header.header_iv,
@@ -284,7 +293,7 @@ impl<B: AsRef<[u8]>> Message<B> {
         };
         key.open_into(
             header_iv,
-            &aad,
+            aad,
             &[],
             &header.header_tag,
             &mut [],

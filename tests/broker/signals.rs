@@ -122,11 +122,11 @@ async fn shutdown_drains_in_flight_requests_and_stops_accepting() {
     };
     let in_flight = tokio::spawn(async move {
         c.reencrypt_batch(ReencryptBatchRequest {
-            items: vec![item; 150],
+            items: vec![item; 800],
         })
         .await
     });
-    tokio::time::sleep(Duration::from_millis(150)).await;
+    tokio::time::sleep(Duration::from_millis(60)).await;
     assert!(
         !in_flight.is_finished(),
         "the batch should still be running when shutdown starts"
@@ -138,7 +138,7 @@ async fn shutdown_drains_in_flight_requests_and_stops_accepting() {
         .unwrap()
         .expect("in-flight call drained, not cut")
         .into_inner();
-    assert_eq!(resp.results.len(), 150);
+    assert_eq!(resp.results.len(), 800);
     assert!(resp.results.iter().all(|r| r.error.is_none()));
     // And the listener is closed.
     assert!(tokio::net::TcpStream::connect(addr).await.is_err());
