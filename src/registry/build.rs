@@ -156,6 +156,17 @@ pub fn load_str(
     })
 }
 
+/// Fields only the AWS source types use.
+fn aws_only_fields(spec: &SourceSpec) -> [(&'static str, bool); 5] {
+    [
+        ("key_ids", spec.key_ids.is_some()),
+        ("discovery_filter", spec.discovery_filter.is_some()),
+        ("region", spec.region.is_some()),
+        ("key_name_pattern", spec.key_name_pattern.is_some()),
+        ("parameter_template", spec.parameter_template.is_some()),
+    ]
+}
+
 struct Builder {
     origin: String,
     base_dir: PathBuf,
@@ -400,18 +411,8 @@ impl Builder {
 
         let (provider_id, key_name, material) = match spec.kind {
             SourceKind::RawRsa => {
-                self.not_used(
-                    entry,
-                    kind,
-                    &[
-                        ("key", spec.key.is_some()),
-                        ("key_ids", spec.key_ids.is_some()),
-                        ("discovery_filter", spec.discovery_filter.is_some()),
-                        ("region", spec.region.is_some()),
-                        ("key_name_pattern", spec.key_name_pattern.is_some()),
-                        ("parameter_template", spec.parameter_template.is_some()),
-                    ],
-                );
+                self.not_used(entry, kind, &[("key", spec.key.is_some())]);
+                self.not_used(entry, kind, &aws_only_fields(spec));
                 let key_name = self
                     .required(&spec.key_name, entry, "key_name", kind)?
                     .clone();
@@ -456,13 +457,9 @@ impl Builder {
                     &[
                         ("private_key", spec.private_key.is_some()),
                         ("padding", spec.padding.is_some()),
-                        ("key_ids", spec.key_ids.is_some()),
-                        ("discovery_filter", spec.discovery_filter.is_some()),
-                        ("region", spec.region.is_some()),
-                        ("key_name_pattern", spec.key_name_pattern.is_some()),
-                        ("parameter_template", spec.parameter_template.is_some()),
                     ],
                 );
+                self.not_used(entry, kind, &aws_only_fields(spec));
                 let key_name = self
                     .required(&spec.key_name, entry, "key_name", kind)?
                     .clone();
