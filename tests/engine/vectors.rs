@@ -93,3 +93,29 @@ fn cli_prints_summary_and_fails_on_failure() {
         Some("98 passed, 1 failed, 33 skipped")
     );
 }
+
+#[test]
+fn version_1_manifests_with_plaintext_on_the_test() {
+    let Some(path) = manifest() else { return };
+    let src = path.parent().unwrap();
+    let mut m: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    m["manifest"]["version"] = serde_json::json!(1);
+    let abs = |rel: &serde_json::Value| {
+        let rel = rel.as_str().unwrap().trim_start_matches("file://");
+        serde_json::json!(format!("file://{}", src.join(rel).display()))
+    };
+    m["keys"] = abs(&m["keys"]);
+    for t in m["tests"].as_object_mut().unwrap().values_mut() {
+        t["ciphertext"] = abs(&t["ciphertext"]);
+        let pt = abs(&t["result"]["output"]["plaintext"]);
+        let obj = t.as_object_mut().unwrap();
+        obj.remove("result");
+        obj.remove("cmm");
+        obj.insert("plaintext".into(), pt);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let v1 = dir.path().join("v1.json");
+    std::fs::write(&v1, serde_json::to_vec(&m).unwrap()).unwrap();
+    let report = run_decrypt_manifest(&v1, &DecryptRunOptions::default()).unwrap();
+    assert_eq!(report.summary(), "99 passed, 0 failed, 33 skipped");
+}
