@@ -28,15 +28,25 @@ impl Service {
         }
     }
 
-    fn admit(&self) -> Result<tokio::sync::OwnedSemaphorePermit, BrokerError> {
-        self.in_flight.clone().try_acquire_owned().map_err(|_| {
-            self.broker.metrics().shed.inc();
-            BrokerError::new(
-                Reason::Overloaded,
-                "the broker is at its concurrency limit; retry shortly",
-            )
-            .with_retry_after(std::time::Duration::from_millis(200))
-        })
+    fn admit(&self) -> Result<Admitted, BrokerError> {
+        let metrics = self.broker.metrics().clone();
+        match self.in_flight.clone().try_acquire_owned() {
+            Ok(permit) => {
+                metrics.in_flight.inc();
+                Ok(Admitted {
+                    _permit: permit,
+                    metrics,
+                })
+            }
+            Err(_) => {
+                metrics.shed.inc();
+                Err(BrokerError::new(
+                    Reason::Overloaded,
+                    "the broker is at its concurrency limit; retry shortly",
+                )
+                .with_retry_after(std::time::Duration::from_millis(200)))
+            }
+        }
     }
 
     fn record(&self, method: &str, route: &str, outcome: &str, started: Instant) {
@@ -50,6 +60,18 @@ impl Service {
         m.request_seconds
             .get_or_create(&labels)
             .observe(started.elapsed().as_secs_f64());
+    }
+}
+
+/// A request slot, counted in `reseal_requests_in_flight` while held.
+struct Admitted {
+    _permit: tokio::sync::OwnedSemaphorePermit,
+    metrics: Arc<crate::telemetry::Metrics>,
+}
+
+impl Drop for Admitted {
+    fn drop(&mut self) {
+        self.metrics.in_flight.dec();
     }
 }
 

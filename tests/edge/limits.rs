@@ -126,6 +126,21 @@ async fn overload_is_shed_with_resource_exhausted() {
         ..Default::default()
     };
     let before = rss_kib();
+    // Watch the in-flight gauge while the burst runs.
+    let metrics = running.broker.metrics().clone();
+    let peak = std::sync::Arc::new(std::sync::atomic::AtomicI64::new(0));
+    let sampler = {
+        let (metrics, peak) = (metrics.clone(), peak.clone());
+        tokio::spawn(async move {
+            loop {
+                peak.fetch_max(
+                    metrics.in_flight.get(),
+                    std::sync::atomic::Ordering::Relaxed,
+                );
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+        })
+    };
     let mut tasks = Vec::new();
     for _ in 0..24 {
         let mut c = client(&running).await;
