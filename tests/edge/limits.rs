@@ -163,6 +163,13 @@ async fn overload_is_shed_with_resource_exhausted() {
             }
         }
     }
+    sampler.abort();
+    let peak = peak.load(std::sync::atomic::Ordering::Relaxed);
+    assert!(
+        (1..=2).contains(&peak),
+        "in-flight gauge peaked at {peak} (limit 2)"
+    );
+    assert_eq!(metrics.in_flight.get(), 0, "every slot released");
     assert!(
         ok >= 2,
         "some requests must be served ({ok} ok, {shed} shed)"
