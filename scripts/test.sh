@@ -42,6 +42,9 @@ for _ in $(seq 1 100); do
   sleep 0.2
 done
 export RESEAL_MOTO_URL="http://127.0.0.1:$MOTO_PORT"
+# Credentials and region for the AWS SDK clients talking to moto (it accepts any).
+export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1
+unset AWS_PROFILE AWS_ENDPOINT_URL AWS_SESSION_TOKEN
 echo "moto at $RESEAL_MOTO_URL"
 
 step "rustfmt and clippy"

@@ -27,15 +27,16 @@ use proxy::{Mode, Proxy};
 const REGION: &str = "us-east-1";
 
 fn moto() -> Option<String> {
+    // The test command exports moto's credentials and region. When run by hand
+    // without them, set them once, before any test reads the environment.
     static ENV: Once = Once::new();
     ENV.call_once(|| {
-        // Same values for every test in this binary; moto accepts any.
-        std::env::set_var("AWS_ACCESS_KEY_ID", "testing");
-        std::env::set_var("AWS_SECRET_ACCESS_KEY", "testing");
-        std::env::set_var("AWS_REGION", REGION);
-        std::env::set_var("AWS_DEFAULT_REGION", REGION);
-        std::env::remove_var("AWS_ENDPOINT_URL");
-        std::env::remove_var("AWS_PROFILE");
+        if std::env::var_os("AWS_ACCESS_KEY_ID").is_none() {
+            std::env::set_var("AWS_ACCESS_KEY_ID", "testing");
+            std::env::set_var("AWS_SECRET_ACCESS_KEY", "testing");
+            std::env::set_var("AWS_REGION", REGION);
+            std::env::set_var("AWS_DEFAULT_REGION", REGION);
+        }
     });
     match std::env::var("RESEAL_MOTO_URL") {
         Ok(u) => Some(u),
