@@ -125,6 +125,16 @@ async fn nothing_secret_reaches_logs_or_metrics_at_trace_level() {
             "plaintext form `{form}` found in the metrics"
         );
     }
+    // Nor a full ciphertext: the input, in the forms it travelled in.
+    let b64 = base64::engine::general_purpose::STANDARD.encode(&input);
+    assert!(
+        !output.contains(&b64[100..160]),
+        "input ciphertext (base64) found in the logs"
+    );
+    assert!(
+        !output.contains(&hex::encode(&input[100..140])),
+        "input ciphertext (hex) found in the logs"
+    );
     // No private key material: take distinctive lines of the PEM bodies.
     for name in ["connect-a", "payments", "fraud", "ledger-old"] {
         let pem = &keys()[name].0;
