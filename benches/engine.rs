@@ -125,6 +125,10 @@ fn connect_decrypt(c: &mut Criterion) {
             black_box(out.plaintext.len());
         })
     });
+    // Parsing borrows the input (no copy of the body): a guard on zero-copy parsing.
+    g.bench_function("parse_only", |b| {
+        b.iter(|| black_box(Message::parse(black_box(&ct[..]), &Default::default()).unwrap()))
+    });
     g.bench_function("primitives", |b| {
         b.iter(|| {
             let mut buf = [0u8; 256];

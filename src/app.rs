@@ -190,7 +190,9 @@ pub async fn start(source: ConfigSource, options: StartOptions) -> Result<Runnin
         source: e,
     })?;
     let cpu = server
-        .crypto_tasks
+        .crypto_threads
+        .or(server.worker_threads)
+        .filter(|n| *n > 0)
         .map(CpuPool::new)
         .unwrap_or_else(CpuPool::for_this_machine);
     let mut broker = Broker::new(registry.clone(), options.clock.clone(), metrics, cpu);

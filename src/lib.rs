@@ -8,9 +8,11 @@
 //! * [`grpc`]: the network edge, mapping domain errors to statuses.
 //! * [`telemetry`]: logs, audit and metrics.
 //! * [`vectors`]: the ESDK test-vector runner.
+//! * [`bench`]: the crypto floor and the load generator behind `reseal bench`.
 //! * [`cli`]: the `reseal` command line, a thin caller of the rest.
 
 pub mod app;
+pub mod bench;
 pub mod broker;
 pub mod cli;
 pub mod clock;

@@ -21,7 +21,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::future::join_all;
-use tokio::sync::Semaphore;
 
 pub use error::{BrokerError, Reason};
 
@@ -85,51 +84,12 @@ pub struct ReencryptResponse {
     pub results: Vec<ConsumerOutcome>,
 }
 
-/// Runs CPU-bound crypto on the blocking pool, at most `permits` at a time, so
-/// the reactor stays free and a burst cannot spawn unbounded threads. A task
-/// whose caller went away before it got a permit never runs.
-#[derive(Clone)]
-pub struct CpuPool {
-    permits: Arc<Semaphore>,
-}
+mod cpu;
+pub use cpu::CpuPool;
 
-impl CpuPool {
-    pub fn new(threads: usize) -> Self {
-        CpuPool {
-            permits: Arc::new(Semaphore::new(threads.max(1))),
-        }
-    }
-
-    /// Four crypto tasks per core: with only one per core, the hand-off between
-    /// the reactor and the blocking threads leaves cores idle (measured: 1.45 of
-    /// 2 cores busy at one per core, 1.93 at four; see BENCHMARKS.md).
-    pub fn for_this_machine() -> Self {
-        Self::new(
-            4 * std::thread::available_parallelism()
-                .map(|n| n.get())
-                .unwrap_or(2),
-        )
-    }
-
-    pub async fn run<T: Send + 'static>(
-        &self,
-        f: impl FnOnce() -> T + Send + 'static,
-    ) -> Result<T, BrokerError> {
-        let permit = self
-            .permits
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(|_| BrokerError::internal("CPU pool closed"))?;
-        tokio::task::spawn_blocking(move || {
-            let _permit = permit;
-            f()
-        })
-        .await
-        .map_err(|e| BrokerError::internal(format!("crypto task failed: {e}")))
-    }
-}
-
+/// Fewest consumers a CPU task seals when a fan-out is split across idle
+/// threads (about 8 × 25 µs): below that the hand-off costs more than it saves.
+const MIN_CONSUMERS_PER_TASK: usize = 8;
 /// The broker: registry, clock, CPU pool and metrics.
 pub struct Broker {
     registry: Arc<RegistryHandle>,
@@ -266,67 +226,85 @@ impl Broker {
             request.route.as_deref(),
         )?;
         let bytes = decode_input(request.ciphertext, registry.limits.max_ciphertext_bytes)?;
+        let now = self.clock.now();
 
-        // Parsing and the verification key (a point decompression) are CPU work too.
-        let (message, dctx) = {
-            let limits = registry.limits.message.clone();
-            let expected = request.expected_context.clone();
-            self.cpu
-                .run(move || -> Result<_, esdk::Error> {
-                    let message = Message::parse(bytes, &limits)?;
-                    let dctx = message.decryption_context(Some(&expected));
-                    Ok((message, dctx))
-                })
-                .await??
+        // Consumers with local keys only are sealed in the same CPU task that
+        // opens the input; the others need AWS calls and are sealed below.
+        let (local, remote): (Vec<_>, Vec<_>) = consumers
+            .iter()
+            .cloned()
+            .enumerate()
+            .partition(|(_, c)| c.is_local());
+        let job = OpenJob {
+            registry: registry.clone(),
+            metrics: self.metrics.clone(),
+            pool: self.cpu.clone(),
+            expected: request.expected_context.clone(),
+            hint: request.source_key_hint.clone(),
+            request_id: request.request_id.clone(),
+            local,
+            now,
         };
-        let message_id = hex::encode(&message.header.message_id);
-        audit.message_id = Some(message_id.clone());
-        audit.suite = Some(message.header.suite);
-        let dctx = dctx?;
-
-        let (source_id, data_key) = self
-            .unwrap_source(
-                registry,
-                &message,
-                &dctx,
-                request.source_key_hint.as_deref(),
-            )
-            .await?;
-        audit.source_key = Some(source_id.clone());
-
-        let message = Arc::new(message);
-        let dctx = Arc::new(dctx);
-        let opened = {
-            let (message, dctx) = (message.clone(), dctx.clone());
-            self.cpu.run(move || message.open(&data_key, &dctx)).await?
-        };
-        let plaintext = match opened {
-            Ok(p) => Arc::new(p),
-            Err(e) => {
-                self.source_use(&source_id, "authentication_failed");
-                return Err(e.into());
+        let started = self.cpu.run(move || job.start(bytes)).await?;
+        audit.message_id = started.message_id;
+        audit.suite = started.suite;
+        let mut stage = started.stage;
+        let opened = loop {
+            match stage? {
+                Stage::Opened(opened) => break opened,
+                Stage::NeedRemote(mut pending) => match pending.unwrap_remote().await {
+                    Ok((source_id, key)) => {
+                        stage = self
+                            .cpu
+                            .run(move || pending.open_and_seal(source_id, key))
+                            .await?;
+                    }
+                    Err(e) => {
+                        pending.failed(e);
+                        stage = self.cpu.run(move || pending.advance()).await?;
+                    }
+                },
             }
         };
-        self.source_use(&source_id, "ok");
+        audit.source_key = Some(opened.inputs.source_key_id.clone());
 
-        let source_context = message.header.encryption_context.clone();
-        let now = self.clock.now();
-        let results = join_all(consumers.iter().map(|consumer| {
-            let inputs = ContextInputs {
-                consumer_id: &consumer.id,
-                source_key_id: &source_id,
-                request_id: &request.request_id,
-                source_message_id: &message_id,
-                source_context: &source_context,
-            };
-            let ec = consumer.output.build(&inputs);
-            self.seal_for(consumer.clone(), plaintext.clone(), ec, now)
-        }))
-        .await;
-        drop(plaintext);
+        // Envelopes for consumers with AWS-backed keys, and the fan-out
+        // chunks that other threads picked up, concurrently.
+        let remote_sealed = join_all(remote.into_iter().map(|(index, consumer)| {
+            let ec = consumer
+                .output
+                .build(&opened.inputs.for_consumer(&consumer.id));
+            let plaintext = opened.plaintext.clone();
+            async move { (index, self.seal_for(consumer, plaintext, ec, now).await) }
+        }));
+        let chunks = join_all(opened.chunks.into_iter().map(|(indices, rx)| async move {
+            match rx.await {
+                Ok(sealed) => sealed,
+                Err(_) => indices
+                    .into_iter()
+                    .map(|i| (i, Err(BrokerError::internal("a crypto task failed"))))
+                    .collect(),
+            }
+        }));
+        let (remote_sealed, chunks) = futures_util::future::join(remote_sealed, chunks).await;
+        drop(opened.plaintext);
+        let mut sealed: Vec<Option<Result<Envelope, BrokerError>>> =
+            (0..consumers.len()).map(|_| None).collect();
+        for (index, result) in opened
+            .sealed
+            .into_iter()
+            .chain(remote_sealed)
+            .chain(chunks.into_iter().flatten())
+        {
+            if let Some(slot) = sealed.get_mut(index) {
+                *slot = Some(result);
+            }
+        }
 
-        let mut outcomes = Vec::with_capacity(results.len());
-        for (consumer, result) in consumers.iter().zip(results) {
+        let mut outcomes = Vec::with_capacity(consumers.len());
+        for (consumer, result) in consumers.iter().zip(sealed) {
+            let result =
+                result.unwrap_or_else(|| Err(BrokerError::internal("envelope not produced")));
             self.metrics
                 .envelopes
                 .get_or_create(&ConsumerLabels {
@@ -365,154 +343,13 @@ impl Broker {
                 });
             }
         }
+        let inputs = &opened.inputs;
         Ok(ReencryptResponse {
-            source_key_id: source_id,
-            message_id,
+            source_key_id: inputs.source_key_id.clone(),
+            message_id: inputs.message_id.clone(),
             request_id: request.request_id,
             results: outcomes,
         })
-    }
-
-    fn source_use(&self, source: &str, outcome: &str) {
-        self.metrics
-            .source_uses
-            .get_or_create(&SourceLabels {
-                source: source.to_owned(),
-                outcome: outcome.to_owned(),
-            })
-            .inc();
-    }
-
-    /// Finds the source keys the EDKs point at and unwraps the data key with
-    /// the first that is active, allows the suite and context, and succeeds.
-    async fn unwrap_source(
-        &self,
-        registry: &Registry,
-        message: &Message<Vec<u8>>,
-        dctx: &esdk::DecryptionContext,
-        hint: Option<&str>,
-    ) -> Result<(String, DataKey), BrokerError> {
-        let header = &message.header;
-        let candidates = registry.sources.candidates(header, hint);
-        if candidates.is_empty() {
-            let edks: Vec<_> = header
-                .encrypted_data_keys
-                .iter()
-                .map(|e| e.summary())
-                .collect();
-            let mut msg = format!(
-                "no configured source key matches the message's encrypted data keys: {}",
-                esdk::EdkSummary::list(&edks)
-            );
-            if let Some(h) = hint {
-                msg.push_str(&format!(
-                    " (with source key hint `{}`)",
-                    esdk::keyring::printable(h.as_bytes())
-                ));
-            }
-            return Err(BrokerError::new(Reason::SourceKeyNotConfigured, msg));
-        }
-        let now = self.clock.now();
-        let active: Vec<&Candidate> = candidates
-            .iter()
-            .filter(|c| c.source.window.is_active(now))
-            .collect();
-        if active.is_empty() {
-            let ids: Vec<&str> = candidates.iter().map(|c| c.source.id.as_str()).collect();
-            for id in &ids {
-                self.source_use(id, "expired");
-            }
-            return Err(BrokerError::new(
-                Reason::KeyExpired,
-                format!(
-                    "source key `{}` is outside its validity window",
-                    ids.join("`, `")
-                ),
-            ));
-        }
-        let mut last: Option<BrokerError> = None;
-        for cand in active {
-            let source = &cand.source;
-            if let Err(e) = source.policy.check_suite(header.suite) {
-                self.source_use(&source.id, "suite_not_allowed");
-                last = Some(BrokerError::from(e).with_detail(format!("source `{}`", source.id)));
-                continue;
-            }
-            if let Some(key) = source.context_rules.violation(&dctx.encryption_context) {
-                self.source_use(&source.id, "context_mismatch");
-                last = Some(BrokerError::new(
-                    Reason::EncryptionContextMismatch,
-                    format!(
-                        "encryption context key `{}` does not satisfy the rules of source `{}`",
-                        esdk::keyring::printable(key.as_bytes()),
-                        source.id
-                    ),
-                ));
-                continue;
-            }
-            let edk = header.encrypted_data_keys[cand.edk_index].clone();
-            let result = match &source.material {
-                SourceMaterial::Local(keyring) => {
-                    let keyring = keyring.clone();
-                    let ec = dctx.encryption_context.clone();
-                    let suite = header.suite;
-                    self.cpu
-                        .run(move || {
-                            let ctx = KeyringContext {
-                                suite,
-                                encryption_context: &ec,
-                            };
-                            keyring.unwrap(&edk, &ctx)
-                        })
-                        .await?
-                        .map_err(|e| {
-                            BrokerError::new(
-                                Reason::AuthenticationFailed,
-                                error::AUTHENTICATION_MESSAGE,
-                            )
-                            .with_detail(format!("source `{}`: {e}", source.id))
-                        })
-                        .and_then(|k| {
-                            k.ok_or_else(|| {
-                                BrokerError::new(
-                                    Reason::AuthenticationFailed,
-                                    error::AUTHENTICATION_MESSAGE,
-                                )
-                                .with_detail(format!("source `{}` declined the EDK", source.id))
-                            })
-                        })
-                }
-                SourceMaterial::Remote(remote) => {
-                    let ctx = KeyringContext {
-                        suite: header.suite,
-                        encryption_context: &dctx.encryption_context,
-                    };
-                    remote
-                        .unwrap(&edk, ctx)
-                        .await
-                        .map_err(|e| error::key_access_error(&source.id, e))
-                }
-            };
-            match result {
-                Ok(key) if key.len() == header.suite.data_key_len() => {
-                    return Ok((source.id.clone(), key))
-                }
-                Ok(_) => {
-                    last = Some(
-                        BrokerError::new(
-                            Reason::AuthenticationFailed,
-                            error::AUTHENTICATION_MESSAGE,
-                        )
-                        .with_detail("data key of the wrong length"),
-                    )
-                }
-                Err(e) => {
-                    self.source_use(&source.id, &e.reason.as_str().to_ascii_lowercase());
-                    last = Some(e);
-                }
-            }
-        }
-        Err(last.unwrap_or_else(|| BrokerError::internal("no candidate tried")))
     }
 
     /// Seals the plaintext for one consumer under all its active keys.
@@ -871,4 +708,379 @@ impl From<tokio::task::JoinError> for BrokerError {
     fn from(e: tokio::task::JoinError) -> Self {
         BrokerError::internal(format!("task failed: {e}"))
     }
+}
+
+fn source_use(metrics: &Metrics, source: &str, outcome: &str) {
+    metrics
+        .source_uses
+        .get_or_create(&SourceLabels {
+            source: source.to_owned(),
+            outcome: outcome.to_owned(),
+        })
+        .inc();
+}
+
+/// The first CPU task of a request: parse, match source keys, unwrap (local
+/// keys), open, and seal for the consumers with local keys.
+struct OpenJob {
+    registry: Arc<Registry>,
+    metrics: Arc<Metrics>,
+    pool: CpuPool,
+    expected: EncryptionContext,
+    hint: Option<String>,
+    request_id: String,
+    /// Consumers with local keys only, with their position in the response.
+    local: Vec<(usize, Arc<Consumer>)>,
+    now: time::OffsetDateTime,
+}
+
+/// What the first task learned, for the audit record, and where it got to.
+struct Started {
+    message_id: Option<String>,
+    suite: Option<AlgorithmSuite>,
+    stage: Result<Stage, BrokerError>,
+}
+
+enum Stage {
+    /// Open; local envelopes sealed or under way.
+    Opened(Opened),
+    /// The next candidate source key is AWS-backed: an async call is needed.
+    NeedRemote(Box<Pending>),
+}
+
+type Sealed = Vec<(usize, Result<Envelope, BrokerError>)>;
+
+/// An open input and the envelopes sealed so far.
+struct Opened {
+    inputs: Arc<EnvelopeInputs>,
+    plaintext: Arc<Plaintext>,
+    /// Envelopes sealed by the task that opened the input.
+    sealed: Sealed,
+    /// Fan-out chunks handed to other threads: their consumers' positions and results.
+    chunks: Vec<(Vec<usize>, tokio::sync::oneshot::Receiver<Sealed>)>,
+}
+
+/// What every envelope's encryption context may draw on.
+struct EnvelopeInputs {
+    source_key_id: String,
+    request_id: String,
+    message_id: String,
+    source_context: EncryptionContext,
+}
+
+impl EnvelopeInputs {
+    fn for_consumer<'a>(&'a self, consumer_id: &'a str) -> ContextInputs<'a> {
+        ContextInputs {
+            consumer_id,
+            source_key_id: &self.source_key_id,
+            request_id: &self.request_id,
+            source_message_id: &self.message_id,
+            source_context: &self.source_context,
+        }
+    }
+}
+
+/// A parsed input and the source keys still to try, in order.
+struct Pending {
+    job: OpenJob,
+    message: Message<Vec<u8>>,
+    dctx: esdk::DecryptionContext,
+    candidates: Vec<Candidate>,
+    next: usize,
+    last: Option<BrokerError>,
+}
+
+impl OpenJob {
+    fn start(self, bytes: Vec<u8>) -> Started {
+        let message = match Message::parse(bytes, &self.registry.limits.message) {
+            Ok(m) => m,
+            Err(e) => {
+                return Started {
+                    message_id: None,
+                    suite: None,
+                    stage: Err(e.into()),
+                }
+            }
+        };
+        let message_id = Some(hex::encode(&message.header.message_id));
+        let suite = Some(message.header.suite);
+        let stage = self.select(message);
+        Started {
+            message_id,
+            suite,
+            stage,
+        }
+    }
+
+    /// The source keys the EDKs point at, within their validity window.
+    fn select(self, message: Message<Vec<u8>>) -> Result<Stage, BrokerError> {
+        let dctx = message.decryption_context(Some(&self.expected))?;
+        let header = &message.header;
+        let hint = self.hint.as_deref();
+        let candidates = self.registry.sources.candidates(header, hint);
+        if candidates.is_empty() {
+            let edks: Vec<_> = header
+                .encrypted_data_keys
+                .iter()
+                .map(|e| e.summary())
+                .collect();
+            let mut msg = format!(
+                "no configured source key matches the message's encrypted data keys: {}",
+                esdk::EdkSummary::list(&edks)
+            );
+            if let Some(h) = hint {
+                msg.push_str(&format!(
+                    " (with source key hint `{}`)",
+                    esdk::keyring::printable(h.as_bytes())
+                ));
+            }
+            return Err(BrokerError::new(Reason::SourceKeyNotConfigured, msg));
+        }
+        let (active, inactive): (Vec<Candidate>, Vec<Candidate>) = candidates
+            .into_iter()
+            .partition(|c| c.source.window.is_active(self.now));
+        if active.is_empty() {
+            let ids: Vec<&str> = inactive.iter().map(|c| c.source.id.as_str()).collect();
+            for id in &ids {
+                source_use(&self.metrics, id, "expired");
+            }
+            return Err(BrokerError::new(
+                Reason::KeyExpired,
+                format!(
+                    "source key `{}` is outside its validity window",
+                    ids.join("`, `")
+                ),
+            ));
+        }
+        Box::new(Pending {
+            job: self,
+            message,
+            dctx,
+            candidates: active,
+            next: 0,
+            last: None,
+        })
+        .advance()
+    }
+}
+
+impl Pending {
+    /// Tries the remaining candidates in order: local keys here, until one
+    /// opens the data key (then opens and seals) or an AWS-backed key is next.
+    fn advance(mut self: Box<Self>) -> Result<Stage, BrokerError> {
+        let metrics = self.job.metrics.clone();
+        while let Some(cand) = self.candidates.get(self.next).cloned() {
+            let source = &cand.source;
+            let header = &self.message.header;
+            if let Err(e) = source.policy.check_suite(header.suite) {
+                source_use(&metrics, &source.id, "suite_not_allowed");
+                self.last =
+                    Some(BrokerError::from(e).with_detail(format!("source `{}`", source.id)));
+                self.next += 1;
+                continue;
+            }
+            if let Some(key) = source
+                .context_rules
+                .violation(&self.dctx.encryption_context)
+            {
+                source_use(&metrics, &source.id, "context_mismatch");
+                self.last = Some(BrokerError::new(
+                    Reason::EncryptionContextMismatch,
+                    format!(
+                        "encryption context key `{}` does not satisfy the rules of source `{}`",
+                        esdk::keyring::printable(key.as_bytes()),
+                        source.id
+                    ),
+                ));
+                self.next += 1;
+                continue;
+            }
+            let SourceMaterial::Local(keyring) = &source.material else {
+                return Ok(Stage::NeedRemote(self));
+            };
+            let ctx = KeyringContext {
+                suite: header.suite,
+                encryption_context: &self.dctx.encryption_context,
+            };
+            let unwrapped = keyring
+                .unwrap(&header.encrypted_data_keys[cand.edk_index], &ctx)
+                .map_err(|e| {
+                    BrokerError::new(Reason::AuthenticationFailed, error::AUTHENTICATION_MESSAGE)
+                        .with_detail(format!("source `{}`: {e}", source.id))
+                })
+                .and_then(|k| {
+                    k.ok_or_else(|| {
+                        BrokerError::new(
+                            Reason::AuthenticationFailed,
+                            error::AUTHENTICATION_MESSAGE,
+                        )
+                        .with_detail(format!("source `{}` declined the EDK", source.id))
+                    })
+                })
+                .and_then(|k| self.check_length(k));
+            match unwrapped {
+                Ok(key) => return self.open_and_seal(source.id.clone(), key),
+                Err(e) => self.failed(e),
+            }
+        }
+        Err(self
+            .last
+            .take()
+            .unwrap_or_else(|| BrokerError::internal("no candidate tried")))
+    }
+
+    fn check_length(&self, key: DataKey) -> Result<DataKey, BrokerError> {
+        if key.len() == self.message.header.suite.data_key_len() {
+            Ok(key)
+        } else {
+            Err(
+                BrokerError::new(Reason::AuthenticationFailed, error::AUTHENTICATION_MESSAGE)
+                    .with_detail("data key of the wrong length"),
+            )
+        }
+    }
+
+    /// Notes the current candidate's failure and moves past it.
+    fn failed(&mut self, e: BrokerError) {
+        if let Some(cand) = self.candidates.get(self.next) {
+            source_use(
+                &self.job.metrics,
+                &cand.source.id,
+                &e.reason.as_str().to_ascii_lowercase(),
+            );
+        }
+        self.last = Some(e);
+        self.next += 1;
+    }
+
+    /// Asks the current (AWS-backed) candidate for the data key.
+    async fn unwrap_remote(&self) -> Result<(String, DataKey), BrokerError> {
+        let cand = self
+            .candidates
+            .get(self.next)
+            .ok_or_else(|| BrokerError::internal("no candidate left"))?;
+        let SourceMaterial::Remote(remote) = &cand.source.material else {
+            return Err(BrokerError::internal("not an AWS-backed source"));
+        };
+        let header = &self.message.header;
+        let ctx = KeyringContext {
+            suite: header.suite,
+            encryption_context: &self.dctx.encryption_context,
+        };
+        let key = remote
+            .unwrap(&header.encrypted_data_keys[cand.edk_index], ctx)
+            .await
+            .map_err(|e| error::key_access_error(&cand.source.id, e))?;
+        Ok((cand.source.id.clone(), self.check_length(key)?))
+    }
+
+    /// Opens the message (tags, then signature) and seals the local envelopes:
+    /// part of them on idle threads, the first chunk right here.
+    fn open_and_seal(
+        self: Box<Self>,
+        source_id: String,
+        key: DataKey,
+    ) -> Result<Stage, BrokerError> {
+        let Pending {
+            job, message, dctx, ..
+        } = *self;
+        let plaintext = match message.open(&key, &dctx) {
+            Ok(p) => Arc::new(p),
+            Err(e) => {
+                source_use(&job.metrics, &source_id, "authentication_failed");
+                return Err(e.into());
+            }
+        };
+        drop(key);
+        source_use(&job.metrics, &source_id, "ok");
+        let inputs = Arc::new(EnvelopeInputs {
+            source_key_id: source_id,
+            request_id: job.request_id,
+            message_id: hex::encode(&message.header.message_id),
+            source_context: message.header.encryption_context.clone(),
+        });
+        let mut local = job.local;
+        let tasks = (local.len() / MIN_CONSUMERS_PER_TASK)
+            .max(1)
+            .min(job.pool.idle_threads() + 1);
+        let per_task = local.len().div_ceil(tasks).max(1);
+        let mut chunks = Vec::new();
+        while local.len() > per_task {
+            let chunk = local.split_off(local.len() - per_task);
+            let indices = chunk.iter().map(|(i, _)| *i).collect();
+            let (inputs, plaintext, now) = (inputs.clone(), plaintext.clone(), job.now);
+            let rx = job
+                .pool
+                .spawn(move || seal_local_all(&chunk, &inputs, &plaintext, now));
+            chunks.push((indices, rx));
+        }
+        let sealed = seal_local_all(&local, &inputs, &plaintext, job.now);
+        Ok(Stage::Opened(Opened {
+            inputs,
+            plaintext,
+            sealed,
+            chunks,
+        }))
+    }
+}
+
+fn seal_local_all(
+    consumers: &[(usize, Arc<Consumer>)],
+    inputs: &EnvelopeInputs,
+    plaintext: &Plaintext,
+    now: time::OffsetDateTime,
+) -> Sealed {
+    consumers
+        .iter()
+        .map(|(i, c)| {
+            let ec = c.output.build(&inputs.for_consumer(&c.id));
+            (*i, seal_local(c, plaintext.as_bytes(), ec, now))
+        })
+        .collect()
+}
+
+/// Seals for a consumer whose keys are all local: materials, wrapping, sealing.
+fn seal_local(
+    consumer: &Consumer,
+    plaintext: &[u8],
+    ec: EncryptionContext,
+    now: time::OffsetDateTime,
+) -> Result<Envelope, BrokerError> {
+    let keys: Vec<_> = consumer.active_keys(now).collect();
+    if keys.is_empty() {
+        return Err(no_active_key(consumer));
+    }
+    let built = |e: esdk::Error| envelope_error(consumer, e);
+    let mut m = EncryptionMaterials::generate(consumer.suite, ec).map_err(built)?;
+    for k in &keys {
+        if let ConsumerWrap::Local(r) = &k.wrap {
+            m.wrap_for(r.as_ref()).map_err(built)?;
+        }
+    }
+    let ciphertext = esdk::seal(plaintext, &m, consumer.frame_length).map_err(built)?;
+    Ok(Envelope {
+        ciphertext,
+        key_ids: keys.iter().map(|k| k.id.clone()).collect(),
+        suite: consumer.suite,
+    })
+}
+
+fn no_active_key(consumer: &Consumer) -> BrokerError {
+    BrokerError::new(
+        Reason::KeyExpired,
+        format!(
+            "consumer `{}` has no active key (every key is expired or not yet valid)",
+            consumer.id
+        ),
+    )
+}
+
+fn envelope_error(consumer: &Consumer, e: esdk::Error) -> BrokerError {
+    BrokerError::new(
+        Reason::Internal,
+        format!(
+            "the envelope for consumer `{}` could not be built: {e}",
+            consumer.id
+        ),
+    )
 }

@@ -40,18 +40,78 @@ pub struct ConnInfo {
 }
 
 /// A plaintext or TLS connection carrying its [`ConnInfo`].
-pub enum Conn {
-    Plain(TcpStream, ConnInfo),
-    Tls(Box<TlsStream<TcpStream>>, ConnInfo),
+pub struct Conn {
+    /// None once dropped: the socket is then closing in the background.
+    stream: Option<Stream>,
+    info: ConnInfo,
+}
+
+enum Stream {
+    Plain(TcpStream),
+    Tls(Box<TlsStream<TcpStream>>),
+}
+
+impl Conn {
+    fn plain(stream: TcpStream, info: ConnInfo) -> Self {
+        Conn {
+            stream: Some(Stream::Plain(stream)),
+            info,
+        }
+    }
+
+    fn tls(stream: TlsStream<TcpStream>, info: ConnInfo) -> Self {
+        Conn {
+            stream: Some(Stream::Tls(Box::new(stream))),
+            info,
+        }
+    }
+
+    fn closed() -> io::Error {
+        io::ErrorKind::NotConnected.into()
+    }
+}
+
+impl Drop for Conn {
+    fn drop(&mut self) {
+        let tcp = match self.stream.take() {
+            Some(Stream::Plain(s)) => s,
+            Some(Stream::Tls(s)) => s.into_inner().0,
+            None => return,
+        };
+        linger(tcp);
+    }
+}
+
+/// Closes a connection the way nginx's lingering close does: FIN first, then
+/// read and discard what the peer still sends (window updates, pings) for a
+/// moment. Closing a socket with unread bytes makes the kernel answer with
+/// RST, and a client that receives RST drops response bytes it has not read
+/// yet: seen as "connection reset" on large responses finished during a
+/// graceful shutdown.
+fn linger(mut tcp: TcpStream) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+        return;
+    };
+    runtime.spawn(async move {
+        let _ = tcp.shutdown().await;
+        let mut sink = [0u8; 4096];
+        let _ = tokio::time::timeout(Duration::from_secs(2), async {
+            while let Ok(n) = tcp.read(&mut sink).await {
+                if n == 0 {
+                    break;
+                }
+            }
+        })
+        .await;
+    });
 }
 
 impl Connected for Conn {
     type ConnectInfo = ConnInfo;
 
     fn connect_info(&self) -> ConnInfo {
-        match self {
-            Conn::Plain(_, info) | Conn::Tls(_, info) => info.clone(),
-        }
+        self.info.clone()
     }
 }
 
@@ -61,9 +121,10 @@ impl AsyncRead for Conn {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Conn::Plain(s, _) => Pin::new(s).poll_read(cx, buf),
-            Conn::Tls(s, _) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        match &mut self.get_mut().stream {
+            Some(Stream::Plain(s)) => Pin::new(s).poll_read(cx, buf),
+            Some(Stream::Tls(s)) => Pin::new(s.as_mut()).poll_read(cx, buf),
+            None => Poll::Ready(Err(Conn::closed())),
         }
     }
 }
@@ -74,23 +135,26 @@ impl AsyncWrite for Conn {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        match self.get_mut() {
-            Conn::Plain(s, _) => Pin::new(s).poll_write(cx, buf),
-            Conn::Tls(s, _) => Pin::new(s.as_mut()).poll_write(cx, buf),
+        match &mut self.get_mut().stream {
+            Some(Stream::Plain(s)) => Pin::new(s).poll_write(cx, buf),
+            Some(Stream::Tls(s)) => Pin::new(s.as_mut()).poll_write(cx, buf),
+            None => Poll::Ready(Err(Conn::closed())),
         }
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Conn::Plain(s, _) => Pin::new(s).poll_flush(cx),
-            Conn::Tls(s, _) => Pin::new(s.as_mut()).poll_flush(cx),
+        match &mut self.get_mut().stream {
+            Some(Stream::Plain(s)) => Pin::new(s).poll_flush(cx),
+            Some(Stream::Tls(s)) => Pin::new(s.as_mut()).poll_flush(cx),
+            None => Poll::Ready(Err(Conn::closed())),
         }
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Conn::Plain(s, _) => Pin::new(s).poll_shutdown(cx),
-            Conn::Tls(s, _) => Pin::new(s.as_mut()).poll_shutdown(cx),
+        match &mut self.get_mut().stream {
+            Some(Stream::Plain(s)) => Pin::new(s).poll_shutdown(cx),
+            Some(Stream::Tls(s)) => Pin::new(s.as_mut()).poll_shutdown(cx),
+            None => Poll::Ready(Ok(())),
         }
     }
 }
@@ -256,7 +320,7 @@ pub fn incoming(
                         remote: Some(remote),
                         identity: None,
                     };
-                    if tx.send(Ok(Conn::Plain(stream, info))).await.is_err() {
+                    if tx.send(Ok(Conn::plain(stream, info))).await.is_err() {
                         break;
                     }
                 }
@@ -278,7 +342,7 @@ pub fn incoming(
                                     remote: Some(remote),
                                     identity,
                                 };
-                                let _ = tx.send(Ok(Conn::Tls(Box::new(tls), info))).await;
+                                let _ = tx.send(Ok(Conn::tls(tls, info))).await;
                             }
                             Ok(Err(e)) => {
                                 tracing::info!(target: crate::telemetry::AUDIT_TARGET, event = "security", kind = "tls_handshake_failed", peer = %remote, error = %e, "TLS handshake refused");

@@ -367,6 +367,13 @@ impl Consumer {
     pub fn active_keys(&self, now: OffsetDateTime) -> impl Iterator<Item = &ConsumerKey> {
         self.keys.iter().filter(move |k| k.window.is_active(now))
     }
+
+    /// Every key is local (no AWS call is needed to seal for this consumer).
+    pub fn is_local(&self) -> bool {
+        self.keys
+            .iter()
+            .all(|k| matches!(k.wrap, ConsumerWrap::Local(_)))
+    }
 }
 
 /// Caller authorization (empty: no caller restrictions).

@@ -55,8 +55,10 @@ pub struct ServerSpec {
     pub max_request_bytes: usize,
     /// Requests processed at once; beyond it calls are shed with RESOURCE_EXHAUSTED.
     pub max_concurrent_requests: usize,
-    /// Crypto tasks run at once on the blocking pool (default: four per core).
-    pub crypto_tasks: Option<usize>,
+    /// Threads of the async runtime, which moves bytes (read at start; default: one per core).
+    pub worker_threads: Option<usize>,
+    /// Threads that run the crypto (read at start; default: `worker_threads`, else one per core).
+    pub crypto_threads: Option<usize>,
     /// Upper bound on one request's processing time (client deadlines are honoured too).
     #[serde(with = "humantime_serde")]
     pub request_timeout: Duration,
@@ -79,7 +81,8 @@ impl Default for ServerSpec {
             tls: None,
             max_request_bytes: 4 * 1024 * 1024,
             max_concurrent_requests: 256,
-            crypto_tasks: None,
+            crypto_threads: None,
+            worker_threads: None,
             request_timeout: Duration::from_secs(10),
             reload_interval: Duration::from_secs(2),
             shutdown_grace: Duration::from_secs(20),

@@ -3,6 +3,7 @@
 #[allow(dead_code)]
 mod harness;
 
+mod bench;
 mod errors;
 mod flow;
 mod python;

@@ -1,0 +1,159 @@
+#!/usr/bin/env bash
+# The performance comparison in one go, written into BENCHMARKS.md:
+#   (a) the crypto floor: the same primitive work done directly with aws-lc-rs, one thread;
+#   (b) what users run today: the reference Python ESDK (one process per core) and the
+#       official Rust ESDK (one thread per core), decrypt then re-encrypt per consumer;
+#   (c) reseal end to end over gRPC on loopback, with 1 and 2 worker threads,
+#       at fan-out 1, 10 and 100 (0x0478 envelopes) from an Amazon Connect-shaped input.
+# Plus batch calls and KMS-wrapped inputs (against moto). Ratios come from this one run.
+#
+# Usage: scripts/bench.sh [--quick] [--no-rust-esdk] [--no-write]
+#   --quick         short runs (smoke test of the pipeline, numbers not for quoting)
+#   --no-rust-esdk  skip building/running the official Rust ESDK baseline
+#   --no-write      leave BENCHMARKS.md alone (results stay in .tmp/bench/)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+OUT=$ROOT/.tmp/bench
+RUN_SECONDS=10
+FLOOR_SECONDS=4
+RUST_ESDK=1
+WRITE=1
+for arg in "$@"; do
+  case "$arg" in
+    --quick) RUN_SECONDS=2; FLOOR_SECONDS=1 ;;
+    --no-rust-esdk) RUST_ESDK=0 ;;
+    --no-write) WRITE=0 ;;
+    *) echo "unknown option $arg" >&2; exit 2 ;;
+  esac
+done
+step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+CORES=$(nproc)
+LAST_CPU=$((CORES - 1))
+BIN=$ROOT/target/release/reseal
+PORT=50151
+mkdir -p "$OUT"
+rm -f "$OUT"/*.json
+
+step "build (release)"
+cargo build --release --locked --bin reseal
+
+step "Python tooling (.venv)"
+[ -x .venv/bin/python ] || python3 -m venv .venv
+.venv/bin/pip install --disable-pip-version-check -q -r tests/python/requirements.txt
+PY=$ROOT/.venv/bin/python
+
+step "keys and configuration (.tmp/bench)"
+"$BIN" bench setup --dir "$OUT/keys" --consumers 100 --port $PORT
+
+SERVER_PID=
+stop_server() {
+  if [ -n "$SERVER_PID" ]; then
+    kill -TERM "$SERVER_PID" 2>/dev/null || true
+    wait "$SERVER_PID" 2>/dev/null || true
+    SERVER_PID=
+  fi
+}
+MOTO_PID=
+cleanup() { stop_server; [ -z "$MOTO_PID" ] || kill "$MOTO_PID" 2>/dev/null || true; }
+trap cleanup EXIT
+
+# start_server THREADS CPUS CONFIG: reseal pinned to CPUS with THREADS runtime and crypto threads.
+start_server() {
+  local threads=$1 cpus=$2 config=$3
+  RESEAL_SERVER__WORKER_THREADS=$threads taskset -c "$cpus" "$BIN" serve --config "$config" \
+    >"$OUT/server-$threads.log" 2>&1 &
+  SERVER_PID=$!
+  for _ in $(seq 1 100); do
+    if "$PY" -c "import urllib.request,sys; urllib.request.urlopen('http://127.0.0.1:$((PORT + 2))/readyz', timeout=1)" 2>/dev/null; then
+      return 0
+    fi
+    sleep 0.1
+  done
+  echo "reseal did not become ready; see $OUT/server-$threads.log" >&2
+  exit 1
+}
+
+rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
+
+step "(b) reference Python ESDK: $CORES processes"
+"$PY" benches/python_esdk.py --dir "$OUT/keys" --fan-out 0,1,10,100 --processes "$CORES" \
+  --seconds "$RUN_SECONDS" --warmup 1 --cold --json "$OUT/python.json"
+
+if [ "$RUST_ESDK" = 1 ]; then
+  step "(b) official Rust ESDK (aws-esdk): $CORES threads"
+  (cd benches/rust-esdk && cargo build --release --locked)
+  benches/rust-esdk/target/release/rust-esdk-bench --dir "$OUT/keys" --fan-out 0,1,10,100 \
+    --threads "$CORES" --seconds "$RUN_SECONDS" --warmup 1 --json "$OUT/rust-esdk.json"
+fi
+
+# (a) and (c), interleaved: a floor run right before and right after each server run, on
+# the server's first CPU, so that drifts of this shared machine hit both sides alike.
+for threads in 1 $CORES; do
+  if [ "$threads" = 1 ]; then
+    SERVER_CPUS=0; CLIENT_CPUS=$LAST_CPU; CONCURRENCY=6
+  else
+    SERVER_CPUS=0-$LAST_CPU; CLIENT_CPUS=0-$LAST_CPU; CONCURRENCY=$((6 * threads))
+  fi
+  step "(c) reseal, $threads worker thread(s) on CPU $SERVER_CPUS; load generator on CPU $CLIENT_CPUS"
+  start_server "$threads" "$SERVER_CPUS" "$OUT/keys/reseal.yaml"
+  sleep 1
+  echo "{\"threads\": $threads, \"idle_rss_kib\": $(rss_kib $SERVER_PID)}" >"$OUT/idle-$threads.json"
+  for fan_out in 1 10 100; do
+    for when in before after; do
+      if [ "$when" = after ]; then
+        taskset -c "$CLIENT_CPUS" "$BIN" bench load --target 127.0.0.1:$PORT --fan-out $fan_out \
+          --connect-public-key "$OUT/keys/connect.pub.pem" --concurrency $CONCURRENCY \
+          --duration "${RUN_SECONDS}s" --warmup 2s --server-pid "$SERVER_PID" \
+          --json "$OUT/peak-$threads-$fan_out.json"
+        rate=$("$PY" -c "import json; print(round(0.7 * json.load(open('$OUT/peak-$threads-$fan_out.json'))['requests_per_second'], 1))")
+        taskset -c "$CLIENT_CPUS" "$BIN" bench load --target 127.0.0.1:$PORT --fan-out $fan_out \
+          --connect-public-key "$OUT/keys/connect.pub.pem" --concurrency 64 --rate "$rate" \
+          --duration "${RUN_SECONDS}s" --warmup 1s --server-pid "$SERVER_PID" \
+          --json "$OUT/p70-$threads-$fan_out.json" | tail -n 1
+      fi
+      taskset -c 0 "$BIN" bench floor --fan-out $fan_out --seconds "$FLOOR_SECONDS" \
+        --json "$OUT/floor-$threads-$fan_out-$when.json" | tail -n 1
+    done
+  done
+  if [ "$threads" != 1 ]; then
+    step "(c) reseal, batch calls of 10, fan-out 10"
+    taskset -c "$CLIENT_CPUS" "$BIN" bench load --target 127.0.0.1:$PORT --fan-out 10 --batch 10 \
+      --connect-public-key "$OUT/keys/connect.pub.pem" --concurrency 2 \
+      --duration "${RUN_SECONDS}s" --warmup 2s --server-pid "$SERVER_PID" \
+      --json "$OUT/batch-$threads-10.json"
+  fi
+  stop_server
+done
+
+step "(c) reseal with KMS-wrapped inputs (moto on loopback), fan-out 10"
+MOTO_PORT=$("$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+taskset -c "$LAST_CPU" .venv/bin/moto_server -H 127.0.0.1 -p "$MOTO_PORT" >"$OUT/moto.log" 2>&1 &
+MOTO_PID=$!
+export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1
+export AWS_ENDPOINT_URL="http://127.0.0.1:$MOTO_PORT"
+for _ in $(seq 1 100); do
+  "$PY" -c "import urllib.request; urllib.request.urlopen('$AWS_ENDPOINT_URL/moto-api/')" 2>/dev/null && break
+  sleep 0.2
+done
+KMS_ARN=$("$PY" -c "import boto3; print(boto3.client('kms').create_key()['KeyMetadata']['Arn'])")
+"$BIN" bench setup --dir "$OUT/keys" --consumers 100 --port $PORT --kms-key "$KMS_ARN" >/dev/null
+cp "$OUT/keys/reseal.yaml" "$OUT/keys/reseal-kms.yaml"
+"$BIN" bench setup --dir "$OUT/keys" --consumers 100 --port $PORT >/dev/null
+start_server "$CORES" "0-$LAST_CPU" "$OUT/keys/reseal-kms.yaml"
+# Every call carries a fresh input (a fresh data key), so reseal's data-key cache never
+# answers: each request costs one KMS Decrypt round trip, as it would in production.
+KMS_CALLS=$((RUN_SECONDS * 300))
+"$BIN" bench load --target 127.0.0.1:$PORT --fan-out 10 --input kms --kms-key "$KMS_ARN" \
+  --inputs $KMS_CALLS --max-calls $KMS_CALLS --concurrency $((6 * CORES)) --duration 120s --warmup 0s \
+  --server-pid "$SERVER_PID" --json "$OUT/kms-$CORES-10.json"
+stop_server
+
+step "report"
+ARGS=(--dir "$OUT" --command "scripts/bench.sh $*")
+if [ "$WRITE" = 1 ]; then
+  "$PY" benches/report.py "${ARGS[@]}" --write BENCHMARKS.md
+  echo "BENCHMARKS.md updated"
+else
+  "$PY" benches/report.py "${ARGS[@]}"
+fi

@@ -1,0 +1,466 @@
+//! `reseal bench load`: drives a running server over loopback.
+//!
+//! Closed loop by default (`concurrency` callers, each sending its next call
+//! when the last one returns: peak throughput). With `rate`, an open loop:
+//! calls are scheduled at fixed intervals and latency is measured from the
+//! scheduled time, so a stalled server is not hidden by callers that wait
+//! (no coordinated omission). Every loop is bounded in time and in count.
+//!
+//! Server CPU seconds per request and RSS come from `/proc/PID` of the server
+//! (`server_pid`), read around the measured window only (not the warm-up).
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+use tonic::transport::Channel;
+
+use super::procfs::{self, ProcSample};
+use crate::esdk::{
+    self, AlgorithmSuite, EncryptCommitment, EncryptOptions, EncryptionContext, EncryptionMaterials,
+};
+use crate::grpc::proto::reencrypt_service_client::ReencryptServiceClient;
+use crate::grpc::proto::{reencrypt_request::Input, ReencryptBatchRequest, ReencryptRequest};
+use crate::keys::{RawRsaKeyring, RsaPadding};
+
+/// Where the inputs come from.
+#[derive(Debug, Clone)]
+pub enum InputKind {
+    /// Amazon Connect-shaped: 0x0378, RSA-2048 OAEP-SHA512, provider `AmazonConnect`, frame 4096.
+    Connect { public_key: PathBuf },
+    /// Wrapped by AWS KMS (GenerateDataKey against `AWS_ENDPOINT_URL`), suite 0x0578.
+    Kms { key_arn: String },
+}
+
+impl InputKind {
+    pub fn label(&self) -> &'static str {
+        match self {
+            InputKind::Connect { .. } => "connect-rsa",
+            InputKind::Kms { .. } => "kms",
+        }
+    }
+}
+
+/// Builds `count` distinct inputs of `payload_bytes` each.
+pub async fn make_inputs(
+    kind: &InputKind,
+    payload_bytes: usize,
+    count: usize,
+) -> Result<Vec<Vec<u8>>, Box<dyn std::error::Error>> {
+    let payload = |i: usize| -> Vec<u8> {
+        (0..payload_bytes)
+            .map(|j| b'0' + ((i * 7 + j) % 10) as u8)
+            .collect()
+    };
+    let mut out = Vec::with_capacity(count);
+    match kind {
+        InputKind::Connect { public_key } => {
+            let pem = std::fs::read(public_key)?;
+            let sender = RawRsaKeyring::from_public_pem(
+                "AmazonConnect",
+                super::CONNECT_KEY_ID,
+                RsaPadding::OaepSha512,
+                &pem,
+            )?;
+            for i in 0..count {
+                out.push(esdk::encrypt(
+                    &payload(i),
+                    &[&sender],
+                    &EncryptionContext::new(),
+                    &EncryptOptions {
+                        suite: AlgorithmSuite::Aes256GcmIv12Tag16HkdfSha384EcdsaP384,
+                        frame_length: 4096,
+                        commitment: EncryptCommitment::Forbid,
+                        ..Default::default()
+                    },
+                )?);
+            }
+        }
+        InputKind::Kms { key_arn } => {
+            let aws = crate::keys::aws::AwsKeys::new(
+                crate::registry::model::AwsSpec::default(),
+                Arc::new(crate::telemetry::Metrics::new()),
+            );
+            let recipient = aws.recipient(key_arn)?;
+            let suite = AlgorithmSuite::Aes256GcmHkdfSha512CommitKeyEcdsaP384;
+            for i in 0..count {
+                let mut ec = EncryptionContext::new();
+                ec.insert("genesys-cloud-organization-id", "bench-org");
+                let draft = EncryptionMaterials::begin(suite, ec)?;
+                let (data_key, edk) = recipient
+                    .generate(suite, draft.encryption_context())
+                    .await
+                    .map_err(|e| format!("KMS GenerateDataKey: {e}"))?;
+                let mut m = draft.finish(data_key)?;
+                m.push_encrypted_data_key(edk);
+                out.push(esdk::seal(&payload(i), &m, 4096)?);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// What one load run does.
+#[derive(Debug, Clone)]
+pub struct LoadOptions {
+    /// `host:port` of the gRPC listener.
+    pub target: String,
+    pub route: String,
+    /// Callers in flight at once.
+    pub concurrency: usize,
+    /// HTTP/2 connections the callers share.
+    pub connections: usize,
+    pub warmup: Duration,
+    pub duration: Duration,
+    /// Upper bound on calls in the measured window.
+    pub max_calls: u64,
+    /// Open loop at this many calls per second; None: closed loop.
+    pub rate: Option<f64>,
+    /// Items per `ReencryptBatch` call; 0 or 1: unary `Reencrypt`.
+    pub batch: usize,
+    pub server_pid: Option<u32>,
+}
+
+/// Results of one run; latencies are per call, in microseconds.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct LoadReport {
+    pub route: String,
+    pub input: String,
+    pub payload_bytes: usize,
+    pub fan_out: usize,
+    pub concurrency: usize,
+    pub connections: usize,
+    pub batch: usize,
+    pub target_rate: Option<f64>,
+    pub seconds: f64,
+    pub calls: u64,
+    pub requests: u64,
+    pub errors: u64,
+    pub requests_per_second: f64,
+    pub latency_us: Latency,
+    pub server: Option<ServerUsage>,
+    pub first_error: Option<String>,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Latency {
+    pub p50: u64,
+    pub p90: u64,
+    pub p99: u64,
+    pub p999: u64,
+    pub max: u64,
+    pub mean: f64,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ServerUsage {
+    pub pid: u32,
+    pub cpu_seconds: f64,
+    /// Server CPU time per successful request.
+    pub cpu_us_per_request: f64,
+    /// Server CPU time over wall time.
+    pub cores_busy: f64,
+    pub before: ProcSample,
+    pub after: ProcSample,
+}
+
+struct Shared {
+    clients: Vec<ReencryptServiceClient<Channel>>,
+    inputs: Arc<Vec<Vec<u8>>>,
+    route: String,
+    batch: usize,
+}
+
+#[derive(Default)]
+struct PhaseResult {
+    histogram: Option<Histogram<u64>>,
+    calls: u64,
+    requests: u64,
+    errors: u64,
+    fan_out: usize,
+    first_error: Option<String>,
+}
+
+/// Runs a warm-up and a measured window against a running server.
+pub async fn run(
+    options: &LoadOptions,
+    inputs: Vec<Vec<u8>>,
+    input: &InputKind,
+    payload_bytes: usize,
+) -> Result<LoadReport, Box<dyn std::error::Error>> {
+    if inputs.is_empty() {
+        return Err("no inputs".into());
+    }
+    let mut clients = Vec::new();
+    for _ in 0..options.connections.max(1) {
+        let channel = Channel::from_shared(format!("http://{}", options.target))?
+            .connect()
+            .await?;
+        clients.push(
+            ReencryptServiceClient::new(channel)
+                .max_decoding_message_size(64 << 20)
+                .max_encoding_message_size(64 << 20),
+        );
+    }
+    let shared = Arc::new(Shared {
+        clients,
+        inputs: Arc::new(inputs),
+        route: options.route.clone(),
+        batch: options.batch,
+    });
+    if !options.warmup.is_zero() {
+        let warm = phase(&shared, options, options.warmup, u64::MAX).await;
+        if warm.requests == 0 && warm.errors > 0 {
+            return Err(format!(
+                "every warm-up call failed: {}",
+                warm.first_error.unwrap_or_default()
+            )
+            .into());
+        }
+    }
+    let before = options.server_pid.map(procfs::sample).transpose()?;
+    let t0 = Instant::now();
+    let result = phase(&shared, options, options.duration, options.max_calls).await;
+    let seconds = t0.elapsed().as_secs_f64();
+    let after = options.server_pid.map(procfs::sample).transpose()?;
+    let h = result
+        .histogram
+        .unwrap_or_else(|| Histogram::new(3).expect("histogram"));
+    let server = match (options.server_pid, before, after) {
+        (Some(pid), Some(before), Some(after)) => {
+            let cpu = after.cpu_seconds - before.cpu_seconds;
+            Some(ServerUsage {
+                pid,
+                cpu_seconds: cpu,
+                cpu_us_per_request: cpu * 1e6 / result.requests.max(1) as f64,
+                cores_busy: cpu / seconds,
+                before,
+                after,
+            })
+        }
+        _ => None,
+    };
+    Ok(LoadReport {
+        route: options.route.clone(),
+        input: input.label().into(),
+        payload_bytes,
+        fan_out: result.fan_out,
+        concurrency: options.concurrency,
+        connections: options.connections,
+        batch: options.batch.max(1),
+        target_rate: options.rate,
+        seconds,
+        calls: result.calls,
+        requests: result.requests,
+        errors: result.errors,
+        requests_per_second: result.requests as f64 / seconds,
+        latency_us: Latency {
+            p50: h.value_at_quantile(0.50),
+            p90: h.value_at_quantile(0.90),
+            p99: h.value_at_quantile(0.99),
+            p999: h.value_at_quantile(0.999),
+            max: h.max(),
+            mean: h.mean(),
+        },
+        server,
+        first_error: result.first_error,
+    })
+}
+
+/// `concurrency` callers until `duration` has passed or `max_calls` were issued.
+async fn phase(
+    shared: &Arc<Shared>,
+    options: &LoadOptions,
+    duration: Duration,
+    max_calls: u64,
+) -> PhaseResult {
+    let issued = Arc::new(AtomicU64::new(0));
+    let start = tokio::time::Instant::now();
+    let deadline = start + duration;
+    let mut tasks = Vec::new();
+    for worker in 0..options.concurrency.max(1) {
+        let shared = shared.clone();
+        let issued = issued.clone();
+        let rate = options.rate;
+        tasks.push(tokio::spawn(async move {
+            let mut client = shared.clients[worker % shared.clients.len()].clone();
+            let mut r = PhaseResult {
+                histogram: Some(Histogram::new_with_bounds(1, 120_000_000, 3).expect("histogram")),
+                ..Default::default()
+            };
+            loop {
+                let n = issued.fetch_add(1, Ordering::Relaxed);
+                if n >= max_calls {
+                    break;
+                }
+                let intended = match rate {
+                    Some(rate) => {
+                        let at = start + Duration::from_secs_f64(n as f64 / rate);
+                        if at >= deadline {
+                            break;
+                        }
+                        tokio::time::sleep_until(at).await;
+                        at
+                    }
+                    None => {
+                        let now = tokio::time::Instant::now();
+                        if now >= deadline {
+                            break;
+                        }
+                        now
+                    }
+                };
+                let outcome = call(&mut client, &shared, n as usize).await;
+                let micros = intended.elapsed().as_micros() as u64;
+                r.calls += 1;
+                match outcome {
+                    Ok(fan_out) => {
+                        r.requests += shared.batch.max(1) as u64;
+                        r.fan_out = fan_out;
+                        if let Some(h) = r.histogram.as_mut() {
+                            let _ = h.record(micros.max(1));
+                        }
+                    }
+                    Err(e) => {
+                        r.errors += 1;
+                        r.first_error.get_or_insert(e);
+                    }
+                }
+            }
+            r
+        }));
+    }
+    let mut total = PhaseResult {
+        histogram: Some(Histogram::new_with_bounds(1, 120_000_000, 3).expect("histogram")),
+        ..Default::default()
+    };
+    for t in tasks {
+        if let Ok(r) = t.await {
+            total.calls += r.calls;
+            total.requests += r.requests;
+            total.errors += r.errors;
+            total.fan_out = total.fan_out.max(r.fan_out);
+            if total.first_error.is_none() {
+                total.first_error = r.first_error;
+            }
+            if let (Some(a), Some(b)) = (total.histogram.as_mut(), r.histogram.as_ref()) {
+                let _ = a.add(b);
+            }
+        }
+    }
+    total
+}
+
+/// One call; Ok(consumers per request) when every envelope came back.
+async fn call(
+    client: &mut ReencryptServiceClient<Channel>,
+    shared: &Shared,
+    n: usize,
+) -> Result<usize, String> {
+    let request = |i: usize| ReencryptRequest {
+        input: Some(Input::Ciphertext(
+            shared.inputs[i % shared.inputs.len()].clone(),
+        )),
+        route: shared.route.clone(),
+        ..Default::default()
+    };
+    if shared.batch <= 1 {
+        let response = client
+            .reencrypt(request(n))
+            .await
+            .map_err(|s| format!("{:?}: {}", s.code(), s.message()))?
+            .into_inner();
+        check(&response)
+    } else {
+        let items = (0..shared.batch)
+            .map(|k| request(n * shared.batch + k))
+            .collect();
+        let response = client
+            .reencrypt_batch(ReencryptBatchRequest { items })
+            .await
+            .map_err(|s| format!("{:?}: {}", s.code(), s.message()))?
+            .into_inner();
+        let mut fan_out = 0;
+        for item in &response.results {
+            if let Some(e) = &item.error {
+                return Err(format!(
+                    "batch item {}: {}: {}",
+                    item.index, e.reason, e.message
+                ));
+            }
+            fan_out = check(
+                item.response
+                    .as_ref()
+                    .ok_or("batch item without response")?,
+            )?;
+        }
+        Ok(fan_out)
+    }
+}
+
+fn check(r: &crate::grpc::proto::ReencryptResponse) -> Result<usize, String> {
+    for c in &r.results {
+        if let Some(e) = &c.error {
+            return Err(format!(
+                "consumer {}: {}: {}",
+                c.consumer, e.reason, e.message
+            ));
+        }
+        if c.ciphertext.is_empty() {
+            return Err(format!("consumer {}: empty envelope", c.consumer));
+        }
+    }
+    Ok(r.results.len())
+}
+
+/// Prints one report as a table row (the header comes from [`print_header`]).
+pub fn print_row(r: &LoadReport) {
+    let ms = |us: u64| us as f64 / 1000.0;
+    let (cpu, cores, rss) = match &r.server {
+        Some(s) => (
+            format!("{:.0}", s.cpu_us_per_request),
+            format!("{:.2}", s.cores_busy),
+            format!("{:.1}", s.after.peak_rss_bytes as f64 / 1048576.0),
+        ),
+        None => ("-".into(), "-".into(), "-".into()),
+    };
+    println!(
+        "{:>8} {:>6} {:>5} {:>8} {:>9.0} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>9} {:>6} {:>9} {:>6}",
+        r.fan_out,
+        r.concurrency,
+        r.batch,
+        r.target_rate
+            .map(|x| format!("{x:.0}"))
+            .unwrap_or_else(|| "max".into()),
+        r.requests_per_second,
+        ms(r.latency_us.p50),
+        ms(r.latency_us.p90),
+        ms(r.latency_us.p99),
+        ms(r.latency_us.max),
+        cpu,
+        cores,
+        rss,
+        r.errors
+    );
+}
+
+pub fn print_header() {
+    println!(
+        "{:>8} {:>6} {:>5} {:>8} {:>9} {:>8} {:>8} {:>8} {:>8} {:>9} {:>6} {:>9} {:>6}",
+        "fan-out",
+        "conc",
+        "batch",
+        "rate",
+        "req/s",
+        "p50 ms",
+        "p90 ms",
+        "p99 ms",
+        "max ms",
+        "cpu µs/rq",
+        "cores",
+        "peak MiB",
+        "errors"
+    );
+}

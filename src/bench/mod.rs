@@ -1,0 +1,21 @@
+//! Performance tooling behind `reseal bench`: the crypto floor, the benchmark
+//! set-up and the load generator. Kept in the library so the criterion
+//! benches, the CLI and the comparison script all measure the same work.
+//!
+//! * [`floor`]: the primitive work of one re-encryption done directly with
+//!   aws-lc-rs on one thread: what no implementation can go below.
+//! * [`setup`]: keys and a configuration with routes of 1, 10 and 100 consumers.
+//! * [`load`]: drives a running server over loopback and reports throughput,
+//!   HDR latency percentiles, server CPU per request and server RSS.
+//! * [`procfs`]: CPU time and memory of a process or thread, from `/proc`.
+
+pub mod floor;
+pub mod load;
+pub mod procfs;
+pub mod setup;
+
+/// The Amazon Connect key id the benchmark's Connect-shaped inputs carry.
+pub const CONNECT_KEY_ID: &str = "6f1f2d3c-5a7b-4c8d-9e0f-1a2b3c4d5e6f";
+
+/// The fan-outs the targets name.
+pub const FAN_OUTS: [usize; 3] = [1, 10, 100];

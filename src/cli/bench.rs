@@ -1,0 +1,215 @@
+//! `reseal bench`: the benchmark set-up, the crypto floor and the load generator.
+//! `scripts/bench.sh` strings them together into BENCHMARKS.md.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use super::CliResult;
+use crate::bench::{floor, load, setup};
+
+#[derive(clap::Subcommand, Debug)]
+pub enum Command {
+    /// Write keys and a server configuration with routes fanout-1/10/100.
+    Setup(SetupArgs),
+    /// Measure the crypto floor: the primitive work per request on one thread.
+    Floor(FloorArgs),
+    /// Drive a running server over loopback and report throughput, latency, CPU and memory.
+    Load(LoadArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct SetupArgs {
+    #[arg(long)]
+    dir: PathBuf,
+    /// Consumers (one RSA-2048 key each).
+    #[arg(long, default_value_t = 100)]
+    consumers: usize,
+    /// gRPC port; health and admin use the next two.
+    #[arg(long, default_value_t = 50151)]
+    port: u16,
+    /// `server.worker_threads` of the configured server.
+    #[arg(long)]
+    worker_threads: Option<usize>,
+    /// Also accept inputs wrapped by this AWS KMS key.
+    #[arg(long)]
+    kms_key: Option<String>,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct FloorArgs {
+    /// Fan-outs to measure (comma-separated).
+    #[arg(long, value_delimiter = ',', default_values_t = [1usize, 10, 100])]
+    fan_out: Vec<usize>,
+    /// Seconds per measurement.
+    #[arg(long, default_value_t = 5.0)]
+    seconds: f64,
+    #[arg(long, default_value_t = 16)]
+    payload_bytes: usize,
+    /// Upper bound on iterations per measurement.
+    #[arg(long, default_value_t = 10_000_000)]
+    max_iterations: u64,
+    /// Write the results as JSON here.
+    #[arg(long)]
+    json: Option<PathBuf>,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct LoadArgs {
+    /// gRPC address of the running server.
+    #[arg(long, default_value = "127.0.0.1:50151")]
+    target: String,
+    /// Route to call (default: `fanout-N` from --fan-out).
+    #[arg(long)]
+    route: Option<String>,
+    /// Consumers per request, via the set-up's `fanout-N` routes.
+    #[arg(long, default_value_t = 1)]
+    fan_out: usize,
+    /// `connect` (RSA, needs --connect-public-key) or `kms` (needs --kms-key and AWS_ENDPOINT_URL).
+    #[arg(long, default_value = "connect")]
+    input: String,
+    #[arg(long)]
+    connect_public_key: Option<PathBuf>,
+    #[arg(long)]
+    kms_key: Option<String>,
+    #[arg(long, default_value_t = 16)]
+    payload_bytes: usize,
+    /// Distinct inputs, used in turn.
+    #[arg(long, default_value_t = 64)]
+    inputs: usize,
+    #[arg(long, default_value_t = 16)]
+    concurrency: usize,
+    #[arg(long, default_value_t = 4)]
+    connections: usize,
+    /// Measured window.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    duration: Duration,
+    #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
+    warmup: Duration,
+    /// Upper bound on calls in the measured window.
+    #[arg(long, default_value_t = 10_000_000)]
+    max_calls: u64,
+    /// Open loop at this many calls per second (default: closed loop, as fast as it goes).
+    #[arg(long)]
+    rate: Option<f64>,
+    /// Items per ReencryptBatch call (default: unary Reencrypt).
+    #[arg(long, default_value_t = 0)]
+    batch: usize,
+    /// The server's process id, for its CPU time and RSS.
+    #[arg(long)]
+    server_pid: Option<u32>,
+    /// Write the report as JSON here.
+    #[arg(long)]
+    json: Option<PathBuf>,
+}
+
+pub fn run(cmd: Command) -> CliResult {
+    match cmd {
+        Command::Setup(a) => {
+            setup::write(
+                &a.dir,
+                &setup::SetupOptions {
+                    consumers: a.consumers,
+                    port: a.port,
+                    worker_threads: a.worker_threads,
+                    kms_key_arn: a.kms_key,
+                },
+            )?;
+            println!("wrote {}", a.dir.join("reseal.yaml").display());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Floor(a) => {
+            let max = a.fan_out.iter().copied().max().unwrap_or(1);
+            let work = floor::FloorWork::new(max, a.payload_bytes)?;
+            let d = Duration::from_secs_f64(a.seconds);
+            let mut results = vec![
+                floor::measure("open", 0, d, a.max_iterations, |i| {
+                    std::hint::black_box(work.open_connect(i as usize));
+                }),
+                floor::measure("seal", 1, d, a.max_iterations, |i| {
+                    work.seal_envelope(i as usize % work.consumers(), b"4111111111111111");
+                }),
+            ];
+            for &f in &a.fan_out {
+                results.push(floor::measure("reencrypt", f, d, a.max_iterations, |i| {
+                    work.reencrypt(i as usize, f)
+                }));
+            }
+            println!(
+                "crypto floor (aws-lc-rs, one thread, {} B payload)",
+                a.payload_bytes
+            );
+            println!(
+                "{:>10} {:>8} {:>12} {:>14}",
+                "work", "fan-out", "µs/op", "ops per core-s"
+            );
+            for r in &results {
+                println!(
+                    "{:>10} {:>8} {:>12.1} {:>14.0}",
+                    r.what, r.fan_out, r.us_per_op, r.ops_per_core_second
+                );
+            }
+            if let Some(path) = a.json {
+                let doc = serde_json::json!({
+                    "tool": "floor",
+                    "payload_bytes": a.payload_bytes,
+                    "aws_lc_rs": aws_lc_rs_version(),
+                    "machine": crate::bench::procfs::machine(),
+                    "results": results,
+                });
+                std::fs::write(path, serde_json::to_vec_pretty(&doc)?)?;
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Load(a) => {
+            let input = match a.input.as_str() {
+                "connect" => load::InputKind::Connect {
+                    public_key: a
+                        .connect_public_key
+                        .ok_or("--input connect needs --connect-public-key")?,
+                },
+                "kms" => load::InputKind::Kms {
+                    key_arn: a.kms_key.ok_or("--input kms needs --kms-key")?,
+                },
+                other => return Err(format!("unknown --input `{other}` (connect or kms)").into()),
+            };
+            let options = load::LoadOptions {
+                target: a.target,
+                route: a.route.unwrap_or_else(|| setup::route(a.fan_out)),
+                concurrency: a.concurrency,
+                connections: a.connections,
+                warmup: a.warmup,
+                duration: a.duration,
+                max_calls: a.max_calls,
+                rate: a.rate,
+                batch: a.batch,
+                server_pid: a.server_pid,
+            };
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
+            let report = runtime.block_on(async {
+                let inputs = load::make_inputs(&input, a.payload_bytes, a.inputs.max(1)).await?;
+                load::run(&options, inputs, &input, a.payload_bytes).await
+            })?;
+            load::print_header();
+            load::print_row(&report);
+            if let Some(e) = &report.first_error {
+                eprintln!("first error: {e}");
+            }
+            if let Some(path) = a.json {
+                std::fs::write(path, serde_json::to_vec_pretty(&report)?)?;
+            }
+            Ok(if report.errors == 0 && report.requests > 0 {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
+    }
+}
+
+/// The aws-lc-rs version this binary was built with (from Cargo.lock at build time).
+pub fn aws_lc_rs_version() -> &'static str {
+    option_env!("RESEAL_AWS_LC_RS_VERSION").unwrap_or("unknown")
+}

@@ -1,0 +1,129 @@
+//! `reseal bench`: the set-up's configuration serves, and the load generator
+//! measures what it claims (every call answered, fan-out seen, open loop at
+//! the asked rate, server CPU and RSS read from /proc).
+
+use std::time::Duration;
+
+use reseal::app::{self, StartOptions};
+use reseal::bench::{load, setup};
+use reseal::registry::ConfigSource;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn setup_config_serves_and_the_load_generator_measures_it() {
+    let dir = tempfile::tempdir().unwrap();
+    setup::write(
+        dir.path(),
+        &setup::SetupOptions {
+            consumers: 10,
+            port: 0,
+            worker_threads: Some(2),
+            kms_key_arn: None,
+        },
+    )
+    .unwrap();
+    let yaml = std::fs::read_to_string(dir.path().join("reseal.yaml")).unwrap();
+    assert!(yaml.contains("fanout-10: [c000, c001"), "{yaml}");
+    assert!(
+        !yaml.contains("fanout-100"),
+        "no route beyond the consumer count"
+    );
+    let running = app::start(
+        ConfigSource::File(dir.path().join("reseal.yaml")),
+        StartOptions {
+            listen_override: Some((
+                "127.0.0.1:0".into(),
+                "127.0.0.1:0".into(),
+                "127.0.0.1:0".into(),
+            )),
+            ..StartOptions::default()
+        },
+    )
+    .await
+    .expect("the bench configuration is valid");
+
+    let input = load::InputKind::Connect {
+        public_key: dir.path().join("connect.pub.pem"),
+    };
+    let inputs = load::make_inputs(&input, 16, 4).await.unwrap();
+    assert_eq!(inputs.len(), 4);
+    let options = load::LoadOptions {
+        target: running.grpc_addr.to_string(),
+        route: setup::route(10),
+        concurrency: 2,
+        connections: 1,
+        warmup: Duration::from_millis(100),
+        duration: Duration::from_secs(10),
+        max_calls: 12,
+        rate: None,
+        batch: 0,
+        server_pid: Some(std::process::id()),
+    };
+    // Closed loop, bounded by the call count (well before the 10 s).
+    let closed = load::run(&options, inputs.clone(), &input, 16)
+        .await
+        .unwrap();
+    assert_eq!(closed.errors, 0, "{:?}", closed.first_error);
+    assert_eq!(closed.calls, 12);
+    assert_eq!(closed.requests, 12);
+    assert_eq!(closed.fan_out, 10);
+    assert!(closed.seconds < 9.0);
+    assert!(closed.latency_us.p50 > 0 && closed.latency_us.p50 <= closed.latency_us.max);
+    let server = closed.server.as_ref().unwrap();
+    assert!(server.cpu_seconds > 0.0 && server.cpu_us_per_request > 0.0);
+    assert!(server.after.peak_rss_bytes >= server.after.rss_bytes && server.after.rss_bytes > 0);
+
+    // Open loop: about rate × duration calls, bounded by time.
+    let open = load::run(
+        &load::LoadOptions {
+            rate: Some(40.0),
+            duration: Duration::from_millis(500),
+            max_calls: 1_000,
+            concurrency: 4,
+            ..options.clone()
+        },
+        inputs.clone(),
+        &input,
+        16,
+    )
+    .await
+    .unwrap();
+    assert_eq!(open.errors, 0);
+    assert!((18..=22).contains(&open.calls), "{} calls", open.calls);
+
+    // Batches count their items as requests.
+    let batched = load::run(
+        &load::LoadOptions {
+            batch: 3,
+            max_calls: 2,
+            route: setup::route(1),
+            ..options.clone()
+        },
+        inputs,
+        &input,
+        16,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        (batched.calls, batched.requests, batched.fan_out),
+        (2, 6, 1)
+    );
+
+    // A wrong route is an error the report carries, not a success.
+    let failing = load::run(
+        &load::LoadOptions {
+            route: "no-such-route".into(),
+            warmup: Duration::ZERO,
+            max_calls: 3,
+            ..options
+        },
+        vec![vec![1, 2, 3]],
+        &input,
+        16,
+    )
+    .await
+    .unwrap();
+    assert_eq!((failing.requests, failing.errors), (0, 3));
+    assert!(failing.first_error.is_some());
+    running.stop().await.unwrap();
+}
