@@ -4,7 +4,8 @@
 //! when the last one returns: peak throughput). With `rate`, an open loop:
 //! calls are scheduled at fixed intervals and latency is measured from the
 //! scheduled time, so a stalled server is not hidden by callers that wait
-//! (no coordinated omission). Every loop is bounded in time and in count.
+//! (no coordinated omission); a call that goes out on time is timed from when
+//! the timer released it. Every loop is bounded in time and in count.
 //!
 //! Server CPU seconds per request and RSS come from `/proc/PID` of the server
 //! (`server_pid`), read around the measured window only (not the warm-up).
@@ -301,8 +302,17 @@ async fn phase(
                         if at >= deadline {
                             break;
                         }
-                        tokio::time::sleep_until(at).await;
-                        at
+                        if tokio::time::Instant::now() < at {
+                            // On time: the clock starts when the (millisecond-
+                            // granular) timer lets the call go, so the timer's
+                            // lateness is not charged to the server.
+                            tokio::time::sleep_until(at).await;
+                            tokio::time::Instant::now()
+                        } else {
+                            // Behind schedule (every caller was busy): the clock
+                            // started when the call should have gone.
+                            at
+                        }
                     }
                     None => {
                         let now = tokio::time::Instant::now();

@@ -322,7 +322,8 @@ def check_configmap(label, values, docs):
     check(server.get("shutdown_grace") == f"{merged['server']['shutdownGraceSeconds']}s",
           f"{pfx} shutdown_grace matches server.shutdownGraceSeconds")
     known = {"listen", "health_listen", "admin_listen", "log_format", "max_request_bytes",
-             "max_concurrent_requests", "request_timeout", "reload_interval", "shutdown_grace", "tls"}
+             "max_concurrent_requests", "request_timeout", "reload_interval", "shutdown_grace", "tls",
+             "worker_threads"}
     check(set(server) <= known, f"{pfx} server block has only fields reseal knows", str(set(server) - known))
     tls = merged["tls"]
     if tls["enabled"]:
@@ -602,6 +603,15 @@ def main():
                 return tpl(grace) != tpl(rendered["defaults"]) and tpl(aws) != tpl(rendered["defaults"])
             check(guarded("start-only change renders", rolls),
                   "start-only change (server.*, config.aws) changes the pod template (rollout)")
+
+            # Threads: automatic (per core the container may use) unless set.
+            def threads():
+                server_of = lambda docs: yaml.safe_load(one(docs, "ConfigMap")["data"]["reseal.yaml"])["server"]
+                _, set3 = render(chart, {"server": {"workerThreads": 3}})
+                return "worker_threads" not in server_of(rendered["defaults"]) and server_of(set3).get("worker_threads") == 3
+            check(guarded("server.workerThreads renders", threads),
+                  "server.workerThreads: absent by default (one per core), rendered as worker_threads when set")
+            expect_refused(chart, {"server": {"workerThreads": 0}}, "server.workerThreads: 0", "workerThreads")
 
         # The schema refuses bad values, both on its own and when rendering.
         expect_refused(chart, {"replicaCount": "three"}, 'replicaCount: "three"', "replicaCount")

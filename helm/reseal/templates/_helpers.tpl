@@ -151,6 +151,9 @@ server:
   request_timeout: {{ .Values.server.requestTimeout | quote }}
   reload_interval: {{ .Values.server.reloadInterval | quote }}
   shutdown_grace: {{ printf "%ds" (int .Values.server.shutdownGraceSeconds) | quote }}
+  {{- with .Values.server.workerThreads }}
+  worker_threads: {{ int . }}
+  {{- end }}
   {{- if .Values.tls.enabled }}
   {{- $_ := include "reseal.tlsSecretName" . }}
   tls:
