@@ -114,6 +114,12 @@ def render(run: Run, command: str) -> str:
           f"{run.python['processes']} processes")
     if rs_v:
         w(f"- Rust ESDK: aws-esdk {rs_v.get('aws-esdk')}, {run.rust['processes']} threads")
+    stalls = [load(p) for p in sorted(glob.glob(f"{run.d}/stalls-*.json"))]
+    if stalls:
+        w("- Machine noise (`reseal bench stalls`, a busy loop on each idle CPU): "
+          + "; ".join(f"CPU {i}: {s['per_second']:.1f} stalls/s over 0.5 ms, longest {s['longest_ms']:.1f} ms"
+                      for i, s in enumerate(stalls))
+          + ". Every such stall lands in somebody's latency tail.")
     w("- Work per request: an Amazon Connect-shaped input (0x0378, RSA-2048 OAEP-SHA512, frame 4096, "
       "16-byte payload) opened once and sealed for 1, 10 or 100 consumers (0x0478, one RSA-2048 "
       "OAEP-SHA256 key each). reseal runs pinned to its CPUs (`taskset`); with 1 worker thread the "

@@ -76,6 +76,11 @@ start_server() {
 
 rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
 
+step "machine noise: how often a busy CPU is taken away"
+for cpu in $(seq 0 $LAST_CPU); do
+  taskset -c "$cpu" "$BIN" bench stalls --seconds 5 --json "$OUT/stalls-$cpu.json"
+done
+
 step "(b) reference Python ESDK: $CORES processes"
 "$PY" benches/python_esdk.py --dir "$OUT/keys" --fan-out 0,1,10,100 --processes "$CORES" \
   --seconds "$RUN_SECONDS" --warmup 1 --cold --json "$OUT/python.json"

@@ -83,3 +83,45 @@ pub fn machine() -> String {
         .unwrap_or_default();
     format!("{cpu}, {cores} logical CPUs, Linux {kernel}")
 }
+
+/// How often this thread lost its CPU for a while: a busy loop that notes
+/// every gap of more than `threshold` between two clock reads. On a shared VM
+/// such gaps (the hypervisor running someone else) bound the latency tail any
+/// server can show.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Stalls {
+    pub seconds: f64,
+    pub threshold_us: u64,
+    pub count: u64,
+    pub per_second: f64,
+    pub stalled_ms: f64,
+    pub longest_ms: f64,
+}
+
+pub fn stall_probe(duration: Duration, threshold: Duration) -> Stalls {
+    let start = std::time::Instant::now();
+    let mut last = start;
+    let (mut count, mut stalled, mut longest) = (0u64, Duration::ZERO, Duration::ZERO);
+    loop {
+        let now = std::time::Instant::now();
+        let gap = now - last;
+        if gap > threshold {
+            count += 1;
+            stalled += gap;
+            longest = longest.max(gap);
+        }
+        last = now;
+        if now - start >= duration {
+            break;
+        }
+    }
+    let seconds = start.elapsed().as_secs_f64();
+    Stalls {
+        seconds,
+        threshold_us: threshold.as_micros() as u64,
+        count,
+        per_second: count as f64 / seconds,
+        stalled_ms: stalled.as_secs_f64() * 1e3,
+        longest_ms: longest.as_secs_f64() * 1e3,
+    }
+}

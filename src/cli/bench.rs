@@ -16,6 +16,16 @@ pub enum Command {
     Floor(FloorArgs),
     /// Drive a running server over loopback and report throughput, latency, CPU and memory.
     Load(LoadArgs),
+    /// Measure how often this CPU is taken away (busy loop; gaps over 0.5 ms).
+    Stalls(StallArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct StallArgs {
+    #[arg(long, default_value_t = 5.0)]
+    seconds: f64,
+    #[arg(long)]
+    json: Option<PathBuf>,
 }
 
 #[derive(clap::Args, Debug)]
@@ -158,6 +168,20 @@ pub fn run(cmd: Command) -> CliResult {
                     "results": results,
                 });
                 std::fs::write(path, serde_json::to_vec_pretty(&doc)?)?;
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Stalls(a) => {
+            let r = crate::bench::procfs::stall_probe(
+                Duration::from_secs_f64(a.seconds),
+                Duration::from_micros(500),
+            );
+            println!(
+                "{} stalls over 0.5 ms in {:.1} s ({:.1}/s), {:.1} ms in total, longest {:.2} ms",
+                r.count, r.seconds, r.per_second, r.stalled_ms, r.longest_ms
+            );
+            if let Some(path) = a.json {
+                std::fs::write(path, serde_json::to_vec_pretty(&r)?)?;
             }
             Ok(ExitCode::SUCCESS)
         }
