@@ -16,12 +16,14 @@ cd "$(dirname "$0")/.."
 ROOT=$PWD
 OUT=$ROOT/.tmp/bench
 RUN_SECONDS=10
-FLOOR_SECONDS=4
+ROUNDS=3
+ROUND_SECONDS=5
+FLOOR_SECONDS=3
 RUST_ESDK=1
 WRITE=1
 for arg in "$@"; do
   case "$arg" in
-    --quick) RUN_SECONDS=2; FLOOR_SECONDS=1 ;;
+    --quick) RUN_SECONDS=2; ROUNDS=2; ROUND_SECONDS=1; FLOOR_SECONDS=1 ;;
     --no-rust-esdk) RUST_ESDK=0 ;;
     --no-write) WRITE=0 ;;
     *) echo "unknown option $arg" >&2; exit 2 ;;
@@ -58,7 +60,7 @@ MOTO_PID=
 cleanup() { stop_server; [ -z "$MOTO_PID" ] || kill "$MOTO_PID" 2>/dev/null || true; }
 trap cleanup EXIT
 
-# start_server THREADS CPUS CONFIG: reseal pinned to CPUS with THREADS runtime and crypto threads.
+# start_server THREADS CPUS CONFIG: reseal pinned to CPUS with THREADS (crypto) worker threads.
 start_server() {
   local threads=$1 cpus=$2 config=$3
   RESEAL_SERVER__WORKER_THREADS=$threads taskset -c "$cpus" "$BIN" serve --config "$config" \
@@ -92,8 +94,9 @@ if [ "$RUST_ESDK" = 1 ]; then
     --threads "$CORES" --seconds "$RUN_SECONDS" --warmup 1 --json "$OUT/rust-esdk.json"
 fi
 
-# (a) and (c), interleaved: a floor run right before and right after each server run, on
-# the server's first CPU, so that drifts of this shared machine hit both sides alike.
+# (a) and (c), interleaved: this shared VM's speed drifts by 10-20% over minutes, so each
+# server measurement sits between floor measurements on the server's first CPU, in ROUNDS
+# alternating slices; the report takes the median of the per-round ratios.
 for threads in 1 $CORES; do
   if [ "$threads" = 1 ]; then
     SERVER_CPUS=0; CLIENT_CPUS=$LAST_CPU; CONCURRENCY=6
@@ -105,21 +108,21 @@ for threads in 1 $CORES; do
   sleep 1
   echo "{\"threads\": $threads, \"idle_rss_kib\": $(rss_kib $SERVER_PID)}" >"$OUT/idle-$threads.json"
   for fan_out in 1 10 100; do
-    for when in before after; do
-      if [ "$when" = after ]; then
-        taskset -c "$CLIENT_CPUS" "$BIN" bench load --target 127.0.0.1:$PORT --fan-out $fan_out \
-          --connect-public-key "$OUT/keys/connect.pub.pem" --concurrency $CONCURRENCY \
-          --duration "${RUN_SECONDS}s" --warmup 2s --server-pid "$SERVER_PID" \
-          --json "$OUT/peak-$threads-$fan_out.json"
-        rate=$("$PY" -c "import json; print(round(0.7 * json.load(open('$OUT/peak-$threads-$fan_out.json'))['requests_per_second'], 1))")
-        taskset -c "$CLIENT_CPUS" "$BIN" bench load --target 127.0.0.1:$PORT --fan-out $fan_out \
-          --connect-public-key "$OUT/keys/connect.pub.pem" --concurrency 64 --rate "$rate" \
-          --duration "${RUN_SECONDS}s" --warmup 1s --server-pid "$SERVER_PID" \
-          --json "$OUT/p70-$threads-$fan_out.json" | tail -n 1
-      fi
+    for round in $(seq 1 $ROUNDS); do
       taskset -c 0 "$BIN" bench floor --fan-out $fan_out --seconds "$FLOOR_SECONDS" \
-        --json "$OUT/floor-$threads-$fan_out-$when.json" | tail -n 1
+        --json "$OUT/floor-$threads-$fan_out-$round.json" | tail -n 1
+      taskset -c "$CLIENT_CPUS" "$BIN" bench load --target 127.0.0.1:$PORT --fan-out $fan_out \
+        --connect-public-key "$OUT/keys/connect.pub.pem" --concurrency $CONCURRENCY \
+        --duration "${ROUND_SECONDS}s" --warmup 1s --server-pid "$SERVER_PID" \
+        --json "$OUT/peak-$threads-$fan_out-$round.json" | tail -n 1
     done
+    rate=$("$PY" -c "
+import json, statistics
+print(round(0.7 * statistics.median(json.load(open(f'$OUT/peak-$threads-$fan_out-{r}.json'))['requests_per_second'] for r in range(1, $ROUNDS + 1)), 1))")
+    taskset -c "$CLIENT_CPUS" "$BIN" bench load --target 127.0.0.1:$PORT --fan-out $fan_out \
+      --connect-public-key "$OUT/keys/connect.pub.pem" --concurrency 64 --rate "$rate" \
+      --duration "${RUN_SECONDS}s" --warmup 1s --server-pid "$SERVER_PID" \
+      --json "$OUT/p70-$threads-$fan_out.json" | tail -n 1
   done
   if [ "$threads" != 1 ]; then
     step "(c) reseal, batch calls of 10, fan-out 10"

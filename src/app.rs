@@ -189,12 +189,7 @@ pub async fn start(source: ConfigSource, options: StartOptions) -> Result<Runnin
         addr: "?".into(),
         source: e,
     })?;
-    let cpu = server
-        .crypto_threads
-        .or(server.worker_threads)
-        .filter(|n| *n > 0)
-        .map(CpuPool::new)
-        .unwrap_or_else(CpuPool::for_this_machine);
+    let cpu = CpuPool::new(server.workers());
     let mut broker = Broker::new(registry.clone(), options.clock.clone(), metrics, cpu);
     if let Some(aws) = &aws {
         broker = broker.with_materials_cache(aws.materials_cache());

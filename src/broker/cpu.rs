@@ -1,4 +1,4 @@
-//! The CPU pool: a fixed set of threads (one per core by default) that run
+//! The CPU pool: a fixed set of threads (`server.worker_threads`, one per core by default) that run
 //! the crypto, so the async reactor only moves bytes.
 //!
 //! Why not `spawn_blocking` per step: every hand-off between the reactor and
@@ -74,15 +74,6 @@ impl CpuPool {
         CpuPool {
             handle: Arc::new(Handle(shared)),
         }
-    }
-
-    /// One thread per core.
-    pub fn for_this_machine() -> Self {
-        Self::new(
-            std::thread::available_parallelism()
-                .map(|n| n.get())
-                .unwrap_or(2),
-        )
     }
 
     pub fn threads(&self) -> usize {

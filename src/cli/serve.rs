@@ -17,11 +17,11 @@ pub fn run(args: Args) -> CliResult {
     let source = app::config_source(args.config.as_deref());
     let (text, origin, _) = app::read_source(&source)?;
     let file = crate::registry::parse_file(&text, &origin, true)?;
-    let mut builder = tokio::runtime::Builder::new_multi_thread();
-    if let Some(n) = file.server.worker_threads.filter(|n| *n > 0) {
-        builder.worker_threads(n);
-    }
-    let runtime = builder.enable_all().build()?;
+    // The runtime only moves bytes; the crypto has its own pool (server.worker_threads).
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(file.server.io_workers())
+        .enable_all()
+        .build()?;
     // The OTLP exporter's gRPC client must be created inside the runtime.
     let traces = {
         let _in_runtime = runtime.enter();

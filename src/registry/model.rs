@@ -55,10 +55,13 @@ pub struct ServerSpec {
     pub max_request_bytes: usize,
     /// Requests processed at once; beyond it calls are shed with RESOURCE_EXHAUSTED.
     pub max_concurrent_requests: usize,
-    /// Threads of the async runtime, which moves bytes (read at start; default: one per core).
+    /// Worker threads: they run the crypto, the work of every request (read at
+    /// start; default: one per core the process may use).
     pub worker_threads: Option<usize>,
-    /// Threads that run the crypto (read at start; default: `worker_threads`, else one per core).
-    pub crypto_threads: Option<usize>,
+    /// Threads of the async runtime, which only moves bytes (read at start;
+    /// default: one per four worker threads, at least one). More of them
+    /// mostly adds cross-CPU wake-ups.
+    pub io_threads: Option<usize>,
     /// Upper bound on one request's processing time (client deadlines are honoured too).
     #[serde(with = "humantime_serde")]
     pub request_timeout: Duration,
@@ -72,6 +75,26 @@ pub struct ServerSpec {
     pub log_format: String,
 }
 
+impl ServerSpec {
+    /// Crypto worker threads: configured, else one per core.
+    pub fn workers(&self) -> usize {
+        self.worker_threads
+            .filter(|n| *n > 0)
+            .unwrap_or_else(|| {
+                std::thread::available_parallelism()
+                    .map(|n| n.get())
+                    .unwrap_or(2)
+            })
+    }
+
+    /// Async runtime threads: configured, else one per four workers (at least one).
+    pub fn io_workers(&self) -> usize {
+        self.io_threads
+            .filter(|n| *n > 0)
+            .unwrap_or_else(|| self.workers().div_ceil(4))
+    }
+}
+
 impl Default for ServerSpec {
     fn default() -> Self {
         ServerSpec {
@@ -81,7 +104,7 @@ impl Default for ServerSpec {
             tls: None,
             max_request_bytes: 4 * 1024 * 1024,
             max_concurrent_requests: 256,
-            crypto_threads: None,
+            io_threads: None,
             worker_threads: None,
             request_timeout: Duration::from_secs(10),
             reload_interval: Duration::from_secs(2),
