@@ -16,9 +16,9 @@ cd "$(dirname "$0")/.."
 ROOT=$PWD
 OUT=$ROOT/.tmp/bench
 RUN_SECONDS=10
-ROUNDS=3
-ROUND_SECONDS=5
-FLOOR_SECONDS=3
+ROUNDS=5
+ROUND_SECONDS=4
+FLOOR_SECONDS=2
 RUST_ESDK=1
 WRITE=1
 for arg in "$@"; do
@@ -94,44 +94,49 @@ if [ "$RUST_ESDK" = 1 ]; then
     --threads "$CORES" --seconds "$RUN_SECONDS" --warmup 1 --json "$OUT/rust-esdk.json"
 fi
 
-# (a) and (c), interleaved: this shared VM's speed drifts by 10-20% over minutes, so each
-# server measurement sits between floor measurements on the server's first CPU, in ROUNDS
-# alternating slices; the report takes the median of the per-round ratios.
+# (a) and (c), interleaved. This shared VM's speed drifts by 10-20 % over minutes, and a
+# process's speed varies by about 10 % from one start to the next (memory placement), so
+# each round is a fresh floor process right before a fresh server process, on the same
+# keys; the report takes the median of the per-round ratios.
 for threads in 1 $CORES; do
   if [ "$threads" = 1 ]; then
     SERVER_CPUS=0; CLIENT_CPUS=$LAST_CPU; CONCURRENCY=6
   else
     SERVER_CPUS=0-$LAST_CPU; CLIENT_CPUS=0-$LAST_CPU; CONCURRENCY=$((6 * threads))
   fi
-  step "(c) reseal, $threads worker thread(s) on CPU $SERVER_CPUS; load generator on CPU $CLIENT_CPUS"
-  start_server "$threads" "$SERVER_CPUS" "$OUT/keys/reseal.yaml"
-  sleep 1
-  echo "{\"threads\": $threads, \"idle_rss_kib\": $(rss_kib $SERVER_PID)}" >"$OUT/idle-$threads.json"
+  step "(a)+(c) floor and reseal, $threads worker thread(s) on CPU $SERVER_CPUS; load generator on CPU $CLIENT_CPUS"
   for fan_out in 1 10 100; do
     for round in $(seq 1 $ROUNDS); do
-      taskset -c 0 "$BIN" bench floor --fan-out $fan_out --seconds "$FLOOR_SECONDS" \
+      taskset -c 0 "$BIN" bench floor --keys "$OUT/keys" --fan-out $fan_out --seconds "$FLOOR_SECONDS" \
         --json "$OUT/floor-$threads-$fan_out-$round.json" | tail -n 1
+      start_server "$threads" "$SERVER_CPUS" "$OUT/keys/reseal.yaml"
+      if [ ! -f "$OUT/idle-$threads.json" ]; then
+        sleep 1
+        echo "{\"threads\": $threads, \"idle_rss_kib\": $(rss_kib $SERVER_PID)}" >"$OUT/idle-$threads.json"
+      fi
       taskset -c "$CLIENT_CPUS" "$BIN" bench load --target 127.0.0.1:$PORT --fan-out $fan_out \
         --connect-public-key "$OUT/keys/connect.pub.pem" --concurrency $CONCURRENCY \
         --duration "${ROUND_SECONDS}s" --warmup 1s --server-pid "$SERVER_PID" \
         --json "$OUT/peak-$threads-$fan_out-$round.json" | tail -n 1
+      stop_server
     done
     rate=$("$PY" -c "
 import json, statistics
 print(round(0.7 * statistics.median(json.load(open(f'$OUT/peak-$threads-$fan_out-{r}.json'))['requests_per_second'] for r in range(1, $ROUNDS + 1)), 1))")
+    start_server "$threads" "$SERVER_CPUS" "$OUT/keys/reseal.yaml"
     taskset -c "$CLIENT_CPUS" "$BIN" bench load --target 127.0.0.1:$PORT --fan-out $fan_out \
       --connect-public-key "$OUT/keys/connect.pub.pem" --concurrency 64 --rate "$rate" \
       --duration "${RUN_SECONDS}s" --warmup 1s --server-pid "$SERVER_PID" \
       --json "$OUT/p70-$threads-$fan_out.json" | tail -n 1
+    if [ "$threads" != 1 ] && [ "$fan_out" = 10 ]; then
+      step "(c) reseal, batch calls of 10, fan-out 10"
+      taskset -c "$CLIENT_CPUS" "$BIN" bench load --target 127.0.0.1:$PORT --fan-out 10 --batch 10 \
+        --connect-public-key "$OUT/keys/connect.pub.pem" --concurrency 2 \
+        --duration "${RUN_SECONDS}s" --warmup 2s --server-pid "$SERVER_PID" \
+        --json "$OUT/batch-$threads-10.json"
+    fi
+    stop_server
   done
-  if [ "$threads" != 1 ]; then
-    step "(c) reseal, batch calls of 10, fan-out 10"
-    taskset -c "$CLIENT_CPUS" "$BIN" bench load --target 127.0.0.1:$PORT --fan-out 10 --batch 10 \
-      --connect-public-key "$OUT/keys/connect.pub.pem" --concurrency 2 \
-      --duration "${RUN_SECONDS}s" --warmup 2s --server-pid "$SERVER_PID" \
-      --json "$OUT/batch-$threads-10.json"
-  fi
-  stop_server
 done
 
 step "(c) reseal with KMS-wrapped inputs (moto on loopback), fan-out 10"

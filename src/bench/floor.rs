@@ -77,11 +77,59 @@ impl FloorWork {
     /// `consumers` distinct RSA-2048 consumer keys and 16 distinct inputs of
     /// `payload_len` bytes.
     pub fn new(consumers: usize, payload_len: usize) -> Result<Self, FloorError> {
+        let (private_pem, public_pem) = raw_rsa::generate_pem(2048).map_err(setup)?;
+        let mut publics = Vec::with_capacity(consumers);
+        for _ in 0..consumers.max(1) {
+            publics.push(raw_rsa::generate_pem(2048).map_err(setup)?.1);
+        }
+        Self::with_keys(
+            private_pem.as_bytes(),
+            public_pem.as_bytes(),
+            &publics[..consumers.max(1)],
+            consumers,
+            payload_len,
+        )
+    }
+
+    /// The keys `reseal bench setup` wrote into `dir`: the same keys the server uses.
+    pub fn from_setup_dir(
+        dir: &std::path::Path,
+        consumers: usize,
+        payload_len: usize,
+    ) -> Result<Self, FloorError> {
+        let read = |p: std::path::PathBuf| {
+            std::fs::read_to_string(&p).map_err(|e| setup(format!("{}: {e}", p.display())))
+        };
+        let private_pem = zeroize::Zeroizing::new(read(dir.join("connect.pem"))?);
+        let public_pem = read(dir.join("connect.pub.pem"))?;
+        let publics = (0..consumers.max(1))
+            .map(|i| {
+                read(
+                    dir.join("consumers")
+                        .join(format!("{}.pub.pem", super::setup::consumer(i))),
+                )
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Self::with_keys(
+            private_pem.as_bytes(),
+            public_pem.as_bytes(),
+            &publics,
+            consumers,
+            payload_len,
+        )
+    }
+
+    fn with_keys(
+        private_pem: &[u8],
+        public_pem: &[u8],
+        consumer_publics: &[String],
+        consumers: usize,
+        payload_len: usize,
+    ) -> Result<Self, FloorError> {
         if payload_len > 4096 {
             return Err(FloorError::PayloadTooLarge(payload_len));
         }
-        let (private_pem, public_pem) = raw_rsa::generate_pem(2048).map_err(setup)?;
-        let der = pem::parse_all(private_pem.as_bytes()).map_err(setup)?;
+        let der = pem::parse_all(private_pem).map_err(setup)?;
         let der = der.first().ok_or_else(|| setup("no key"))?;
         let connect_key = OaepPrivateDecryptingKey::new(
             PrivateDecryptingKey::from_pkcs8(&der.der).map_err(setup)?,
@@ -91,7 +139,7 @@ impl FloorWork {
             "AmazonConnect",
             super::CONNECT_KEY_ID,
             RsaPadding::OaepSha512,
-            public_pem.as_bytes(),
+            public_pem,
         )
         .map_err(setup)?;
         let inputs = (0..16)
@@ -115,8 +163,7 @@ impl FloorWork {
 
         let mut keys = Vec::with_capacity(consumers);
         let mut envelope_header_len = 0;
-        for _ in 0..consumers.max(1) {
-            let (_, public) = raw_rsa::generate_pem(2048).map_err(setup)?;
+        for public in consumer_publics {
             let parsed = raw_rsa::parse_public_key_pem(public.as_bytes()).map_err(setup)?;
             if envelope_header_len == 0 {
                 // The real header of such an envelope, for the header tag's AAD length.

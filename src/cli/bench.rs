@@ -59,6 +59,9 @@ pub struct FloorArgs {
     /// Upper bound on iterations per measurement.
     #[arg(long, default_value_t = 10_000_000)]
     max_iterations: u64,
+    /// Use the keys `reseal bench setup` wrote here (the server's own keys) instead of new ones.
+    #[arg(long)]
+    keys: Option<PathBuf>,
     /// Write the results as JSON here.
     #[arg(long)]
     json: Option<PathBuf>,
@@ -130,7 +133,10 @@ pub fn run(cmd: Command) -> CliResult {
         }
         Command::Floor(a) => {
             let max = a.fan_out.iter().copied().max().unwrap_or(1);
-            let work = floor::FloorWork::new(max, a.payload_bytes)?;
+            let work = match &a.keys {
+                Some(dir) => floor::FloorWork::from_setup_dir(dir, max, a.payload_bytes)?,
+                None => floor::FloorWork::new(max, a.payload_bytes)?,
+            };
             let d = Duration::from_secs_f64(a.seconds);
             let mut results = vec![
                 floor::measure("open", 0, d, a.max_iterations, |i| {
