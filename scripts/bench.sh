@@ -83,13 +83,15 @@ for cpu in $(seq 0 $LAST_CPU); do
   taskset -c "$cpu" "$BIN" bench stalls --seconds 5 --json "$OUT/stalls-$cpu.json"
 done
 
-step "(b) reference Python ESDK: $CORES processes"
+step "(b) reference Python ESDK: $CORES processes (with a floor run just before, for drift)"
+taskset -c 0 "$BIN" bench floor --keys "$OUT/keys" --fan-out 1,10,100 --seconds 2 --json "$OUT/floorref-python.json" | tail -n 3
 "$PY" benches/python_esdk.py --dir "$OUT/keys" --fan-out 0,1,10,100 --processes "$CORES" \
   --seconds "$RUN_SECONDS" --warmup 1 --cold --json "$OUT/python.json"
 
 if [ "$RUST_ESDK" = 1 ]; then
   step "(b) official Rust ESDK (aws-esdk): $CORES threads"
   (cd benches/rust-esdk && cargo build --release --locked)
+  taskset -c 0 "$BIN" bench floor --keys "$OUT/keys" --fan-out 1,10,100 --seconds 2 --json "$OUT/floorref-rust.json" | tail -n 3
   benches/rust-esdk/target/release/rust-esdk-bench --dir "$OUT/keys" --fan-out 0,1,10,100 \
     --threads "$CORES" --seconds "$RUN_SECONDS" --warmup 1 --json "$OUT/rust-esdk.json"
 fi

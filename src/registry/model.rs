@@ -78,13 +78,11 @@ pub struct ServerSpec {
 impl ServerSpec {
     /// Crypto worker threads: configured, else one per core.
     pub fn workers(&self) -> usize {
-        self.worker_threads
-            .filter(|n| *n > 0)
-            .unwrap_or_else(|| {
-                std::thread::available_parallelism()
-                    .map(|n| n.get())
-                    .unwrap_or(2)
-            })
+        self.worker_threads.filter(|n| *n > 0).unwrap_or_else(|| {
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(2)
+        })
     }
 
     /// Async runtime threads: configured, else one per four workers (at least one).
