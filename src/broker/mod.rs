@@ -1,16 +1,19 @@
 //! The use case, in one place: open an input once, seal it for every consumer.
 //!
 //! ```text
-//! input ─► resolve targets (registry snapshot, authorization)
-//!       ─► parse (structure + limits, no keys)
+//! input ─► resolve targets (registry snapshot, authorization)          [reactor]
+//!       ─► parse (structure + limits, no keys)                         [one CPU task]
 //!       ─► match source keys by EDK (lookup) ─► window, suite, context rules
-//!       ─► unwrap data key (CPU pool, or AWS) ─► open (tags, signature)
-//!       ─► per consumer, concurrently: active keys ─► materials ─► seal
+//!       ─► unwrap data key (local key here; AWS key: back to the reactor, then on)
+//!       ─► open (tags, signature)
+//!       ─► per consumer with local keys: materials ─► seal (chunks on idle threads)
+//!       ─► per consumer with AWS keys, concurrently                   [reactor + CPU]
 //! ```
 //!
-//! The plaintext lives in one zeroizing buffer shared by the consumer tasks and
-//! dropped when the last of them is done. Crypto runs on a bounded CPU pool,
-//! never on the async reactor. A consumer's failure is data in its result, not
+//! The plaintext lives in one zeroizing buffer shared by the sealing tasks and
+//! dropped when the last of them is done. Crypto runs on the CPU pool
+//! ([`CpuPool`]), never on the async reactor; a request is one task there, from
+//! parsing to its first envelopes, because every hand-off costs a wake-up. A consumer's failure is data in its result, not
 //! an error of the call (unless the caller asks for all-or-nothing).
 
 pub mod error;
