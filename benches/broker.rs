@@ -44,14 +44,7 @@ fn reencrypt(c: &mut Criterion) {
     let (running, mut client, inputs) = runtime.block_on(async {
         let running = app::start(
             ConfigSource::File(dir.path().join("reseal.yaml")),
-            StartOptions {
-                listen_override: Some((
-                    "127.0.0.1:0".into(),
-                    "127.0.0.1:0".into(),
-                    "127.0.0.1:0".into(),
-                )),
-                ..StartOptions::default()
-            },
+            StartOptions::loopback(),
         )
         .await
         .unwrap();

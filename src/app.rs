@@ -127,6 +127,20 @@ pub struct StartOptions {
     pub metrics: Arc<Metrics>,
 }
 
+impl StartOptions {
+    /// Every listener on an ephemeral loopback port (tests, the demo, benchmarks).
+    pub fn loopback() -> Self {
+        StartOptions {
+            listen_override: Some((
+                "127.0.0.1:0".into(),
+                "127.0.0.1:0".into(),
+                "127.0.0.1:0".into(),
+            )),
+            ..StartOptions::default()
+        }
+    }
+}
+
 impl Default for StartOptions {
     fn default() -> Self {
         StartOptions {

@@ -27,9 +27,7 @@ use aws_lc_rs::signature::{UnparsedPublicKey, ECDSA_P384_SHA384_ASN1};
 use base64::Engine as _;
 
 use super::procfs;
-use crate::esdk::{
-    self, AlgorithmSuite, EncryptCommitment, EncryptOptions, EncryptionContext, Message,
-};
+use crate::esdk::{self, AlgorithmSuite, EncryptOptions, EncryptionContext, Message};
 use crate::keys::{pem, raw_rsa, RawRsaKeyring, RsaPadding};
 
 const FINAL_FRAME: &[u8] = b"AWSKMSEncryptionClient Final Frame";
@@ -70,7 +68,6 @@ pub struct FloorWork {
     inputs: Vec<ConnectInput>,
     consumers: Vec<OaepPublicEncryptingKey>,
     envelope_header_len: usize,
-    payload_len: usize,
 }
 
 impl FloorWork {
@@ -145,18 +142,7 @@ impl FloorWork {
         let inputs = (0..16)
             .map(|i| {
                 let plaintext = vec![b'0' + (i % 10) as u8; payload_len];
-                let ct = esdk::encrypt(
-                    &plaintext,
-                    &[&sender],
-                    &EncryptionContext::new(),
-                    &EncryptOptions {
-                        suite: CONNECT_SUITE,
-                        frame_length: 4096,
-                        commitment: EncryptCommitment::Forbid,
-                        ..Default::default()
-                    },
-                )
-                .map_err(setup)?;
+                let ct = super::connect_message(&sender, &plaintext).map_err(setup)?;
                 cut_connect(&ct, payload_len)
             })
             .collect::<Result<Vec<_>, _>>()?;
@@ -196,7 +182,6 @@ impl FloorWork {
             inputs,
             consumers: keys,
             envelope_header_len,
-            payload_len,
         })
     }
 
@@ -295,10 +280,6 @@ impl FloorWork {
 
     pub fn consumers(&self) -> usize {
         self.consumers.len()
-    }
-
-    pub fn payload_len(&self) -> usize {
-        self.payload_len
     }
 }
 

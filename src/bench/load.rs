@@ -19,9 +19,7 @@ use hdrhistogram::Histogram;
 use tonic::transport::Channel;
 
 use super::procfs::{self, ProcSample};
-use crate::esdk::{
-    self, AlgorithmSuite, EncryptCommitment, EncryptOptions, EncryptionContext, EncryptionMaterials,
-};
+use crate::esdk::{self, AlgorithmSuite, EncryptionContext, EncryptionMaterials};
 use crate::grpc::proto::reencrypt_service_client::ReencryptServiceClient;
 use crate::grpc::proto::{reencrypt_request::Input, ReencryptBatchRequest, ReencryptRequest};
 use crate::keys::{RawRsaKeyring, RsaPadding};
@@ -66,17 +64,7 @@ pub async fn make_inputs(
                 &pem,
             )?;
             for i in 0..count {
-                out.push(esdk::encrypt(
-                    &payload(i),
-                    &[&sender],
-                    &EncryptionContext::new(),
-                    &EncryptOptions {
-                        suite: AlgorithmSuite::Aes256GcmIv12Tag16HkdfSha384EcdsaP384,
-                        frame_length: 4096,
-                        commitment: EncryptCommitment::Forbid,
-                        ..Default::default()
-                    },
-                )?);
+                out.push(super::connect_message(&sender, &payload(i))?);
             }
         }
         InputKind::Kms { key_arn } => {

@@ -19,3 +19,23 @@ pub const CONNECT_KEY_ID: &str = "6f1f2d3c-5a7b-4c8d-9e0f-1a2b3c4d5e6f";
 
 /// The fan-outs the targets name.
 pub const FAN_OUTS: [usize; 3] = [1, 10, 100];
+
+/// An Amazon Connect-shaped message: 0x0378 (format v1, signed, not committed),
+/// frame length 4096, empty encryption context, one EDK from `sender`.
+pub fn connect_message(
+    sender: &crate::keys::RawRsaKeyring,
+    plaintext: &[u8],
+) -> Result<Vec<u8>, crate::esdk::Error> {
+    use crate::esdk::{self, AlgorithmSuite, EncryptCommitment, EncryptOptions, EncryptionContext};
+    esdk::encrypt(
+        plaintext,
+        &[sender],
+        &EncryptionContext::new(),
+        &EncryptOptions {
+            suite: AlgorithmSuite::Aes256GcmIv12Tag16HkdfSha384EcdsaP384,
+            frame_length: 4096,
+            commitment: EncryptCommitment::Forbid,
+            ..Default::default()
+        },
+    )
+}

@@ -28,7 +28,6 @@ struct Queue {
 struct Shared {
     queue: Mutex<Queue>,
     ready: Condvar,
-    threads: usize,
 }
 
 /// Stops the threads when the last pool handle goes.
@@ -60,7 +59,6 @@ impl CpuPool {
                 closed: false,
             }),
             ready: Condvar::new(),
-            threads,
         });
         for i in 0..threads {
             let shared = shared.clone();
@@ -74,10 +72,6 @@ impl CpuPool {
         CpuPool {
             handle: Arc::new(Handle(shared)),
         }
-    }
-
-    pub fn threads(&self) -> usize {
-        self.handle.0.threads
     }
 
     /// Threads waiting for work right now (a hint for splitting work).

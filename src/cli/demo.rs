@@ -106,14 +106,7 @@ routes:
     let started = Instant::now();
     let running = app::start(
         ConfigSource::File(path("reseal.yaml")),
-        StartOptions {
-            listen_override: Some((
-                "127.0.0.1:0".into(),
-                "127.0.0.1:0".into(),
-                "127.0.0.1:0".into(),
-            )),
-            ..StartOptions::default()
-        },
+        StartOptions::loopback(),
     )
     .await?;
     println!(

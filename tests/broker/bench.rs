@@ -29,14 +29,7 @@ async fn setup_config_serves_and_the_load_generator_measures_it() {
     );
     let running = app::start(
         ConfigSource::File(dir.path().join("reseal.yaml")),
-        StartOptions {
-            listen_override: Some((
-                "127.0.0.1:0".into(),
-                "127.0.0.1:0".into(),
-                "127.0.0.1:0".into(),
-            )),
-            ..StartOptions::default()
-        },
+        StartOptions::loopback(),
     )
     .await
     .expect("the bench configuration is valid");

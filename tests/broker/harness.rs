@@ -128,12 +128,7 @@ pub async fn start(config: &Path, clock: Arc<dyn Clock>) -> Running {
         ConfigSource::File(config.to_owned()),
         StartOptions {
             clock,
-            listen_override: Some((
-                "127.0.0.1:0".into(),
-                "127.0.0.1:0".into(),
-                "127.0.0.1:0".into(),
-            )),
-            ..StartOptions::default()
+            ..StartOptions::loopback()
         },
     )
     .await
