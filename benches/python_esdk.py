@@ -241,17 +241,19 @@ def warm_operation(state: WarmState, ciphertext: bytes) -> tuple[bytes, list[byt
     Each encrypt has exactly one recipient (that consumer's key alone).
     """
     plaintext, _header = state.client.decrypt(source=ciphertext, key_provider=state.decrypt_key)
-    envelopes = []
-    for key in state.consumer_keys:
-        envelope, _ = state.client.encrypt(
-            source=plaintext,
-            key_provider=key,
-            algorithm=ENVELOPE_SUITE,
-            frame_length=FRAME_LENGTH,
-            encryption_context={},
-        )
-        envelopes.append(envelope)
+    envelopes = [seal_envelope(state, key, plaintext)[0] for key in state.consumer_keys]
     return plaintext, envelopes
+
+
+def seal_envelope(state: WarmState, key, plaintext: bytes):
+    """One consumer's envelope: its key alone, 0x0478, frame 4096, empty context."""
+    return state.client.encrypt(
+        source=plaintext,
+        key_provider=key,
+        algorithm=ENVELOPE_SUITE,
+        frame_length=FRAME_LENGTH,
+        encryption_context={},
+    )
 
 
 def cold_operation(bench: BenchDir, ciphertext: bytes) -> bytes:
@@ -278,13 +280,7 @@ def check_once(bench: BenchDir, state: WarmState, item: ConnectInput) -> None:
     if header.algorithm is not CONNECT_SUITE:
         raise AssertionError(f"input suite is {header.algorithm}, expected {CONNECT_SUITE}")
     for name, key in zip(bench.consumers, state.consumer_keys):
-        envelope, env_header = state.client.encrypt(
-            source=plaintext,
-            key_provider=key,
-            algorithm=ENVELOPE_SUITE,
-            frame_length=FRAME_LENGTH,
-            encryption_context={},
-        )
+        envelope, env_header = seal_envelope(state, key, plaintext)
         if not envelope:
             raise AssertionError(f"empty envelope for consumer {name}")
         edks = list(env_header.encrypted_data_keys)

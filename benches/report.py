@@ -222,8 +222,7 @@ def render(run: Run, command: str) -> str:
     w(f"| peak RSS under load (≤ {MAX_LOAD_RSS_MB} MB) | {peak_rss:.1f} MiB | | | {ok(peak_rss <= MAX_LOAD_RSS_MB)} |")
     cells, flags = [], []
     for t in run.threads:
-        # Each side's own (100 − 10) / 90, scaled by the floor drift between the two fan-outs'
-        # rounds is not knowable; the ratio uses the medians of each side.
+        # Medians of each side: the rounds of fan-out 10 and 100 are not next to each other.
         mine = (run.cpu_us(t, 100) - run.cpu_us(t, 10)) / 90
         floor = (run.floor_us(t, 100) - run.floor_us(t, 10)) / 90
         flags.append(mine / floor <= MAX_MARGINAL_RATIO)

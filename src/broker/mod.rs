@@ -365,13 +365,7 @@ impl Broker {
     ) -> Result<Envelope, BrokerError> {
         let keys: Vec<_> = consumer.active_keys(now).cloned().collect();
         if keys.is_empty() {
-            return Err(BrokerError::new(
-                Reason::KeyExpired,
-                format!(
-                    "consumer `{}` has no active key (every key is expired or not yet valid)",
-                    consumer.id
-                ),
-            ));
+            return Err(no_active_key(&consumer));
         }
         let key_ids: Vec<String> = keys.iter().map(|k| k.id.clone()).collect();
         let suite = consumer.suite;
@@ -384,6 +378,14 @@ impl Broker {
                 ConsumerWrap::Local(_) => None,
             })
             .collect();
+        if remote.is_empty() {
+            // Its AWS-backed keys are all inactive: the local ones seal it, on the pool.
+            let consumer = consumer.clone();
+            return self
+                .cpu
+                .run(move || seal_local(&consumer, plaintext.as_bytes(), ec, now))
+                .await?;
+        }
         let local: Vec<_> = keys
             .iter()
             .filter_map(|k| match &k.wrap {
@@ -391,35 +393,7 @@ impl Broker {
                 ConsumerWrap::Remote(_) => None,
             })
             .collect();
-
-        let built = |e: esdk::Error| {
-            BrokerError::new(
-                Reason::Internal,
-                format!(
-                    "the envelope for consumer `{}` could not be built: {e}",
-                    consumer.id
-                ),
-            )
-        };
-        if remote.is_empty() {
-            // Local keys only: materials, wrapping and sealing in one CPU task.
-            let ciphertext = self
-                .cpu
-                .run(move || -> Result<Vec<u8>, esdk::Error> {
-                    let mut m = EncryptionMaterials::generate(suite, ec)?;
-                    for r in &local {
-                        m.wrap_for(r.as_ref())?;
-                    }
-                    esdk::seal(plaintext.as_bytes(), &m, frame_length)
-                })
-                .await?
-                .map_err(built)?;
-            return Ok(Envelope {
-                ciphertext,
-                key_ids,
-                suite,
-            });
-        }
+        let built = |e: esdk::Error| envelope_error(&consumer, e);
 
         let cache = self.materials_cache.as_ref().filter(|c| c.enabled());
         let cache_key = cache.map(|_| {

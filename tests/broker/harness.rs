@@ -6,10 +6,7 @@ use std::sync::{Arc, OnceLock};
 
 use reseal::app::{self, Running, StartOptions};
 use reseal::clock::{Clock, ManualClock};
-use reseal::esdk::{
-    self, AlgorithmSuite, DecryptPolicy, EncryptCommitment, EncryptOptions, EncryptionContext,
-    IdentitySet,
-};
+use reseal::esdk::{self, DecryptPolicy, IdentitySet};
 use reseal::grpc::proto::reencrypt_service_client::ReencryptServiceClient;
 use reseal::keys::{raw_rsa, RawRsaKeyring, RsaPadding};
 use reseal::registry::ConfigSource;
@@ -150,18 +147,7 @@ pub fn connect_message(key: &str, key_id: &str, plaintext: &[u8]) -> Vec<u8> {
         keys()[key].1.as_bytes(),
     )
     .unwrap();
-    esdk::encrypt(
-        plaintext,
-        &[&k],
-        &EncryptionContext::new(),
-        &EncryptOptions {
-            suite: AlgorithmSuite::Aes256GcmIv12Tag16HkdfSha384EcdsaP384,
-            frame_length: 4096,
-            commitment: EncryptCommitment::Forbid,
-            ..Default::default()
-        },
-    )
-    .unwrap()
+    reseal::bench::connect_message(&k, plaintext).unwrap()
 }
 
 /// Opens an envelope as the consumer would, with its private key.

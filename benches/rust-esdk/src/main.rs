@@ -329,32 +329,43 @@ async fn make_inputs(bench: &Bench, payload_bytes: usize) -> Result<Vec<ConnectI
         let plaintext: Vec<u8> = (0..payload_bytes)
             .map(|_| b'0' + (rng.next() % 10) as u8)
             .collect();
-        let out = client
-            .encrypt()
-            .plaintext(plaintext.clone())
-            .keyring(keyring.clone())
-            .algorithm_suite_id(CONNECT_SUITE)
-            .frame_length(FRAME_LENGTH)
-            .encryption_context(std::collections::HashMap::new())
-            .send()
+        let (ciphertext, suite) = encrypt_one(&client, &keyring, CONNECT_SUITE, &plaintext)
             .await
             .map_err(|e| format!("encrypting a Connect input: {e}"))?;
-        if out.algorithm_suite_id != Some(CONNECT_SUITE) {
-            return Err(format!(
-                "Connect input has suite {:?}",
-                out.algorithm_suite_id
-            ));
+        if suite != Some(CONNECT_SUITE) {
+            return Err(format!("Connect input has suite {suite:?}"));
         }
-        let ciphertext = out
-            .ciphertext
-            .ok_or("encrypt returned no ciphertext")?
-            .into_inner();
         inputs.push(ConnectInput {
             plaintext,
             ciphertext,
         });
     }
     Ok(inputs)
+}
+
+/// Encrypts `plaintext` for one keyring alone: frame length 4096, empty
+/// encryption context. Returns the ciphertext and the suite the SDK reports.
+async fn encrypt_one(
+    client: &EsdkClient,
+    keyring: &KeyringRef,
+    suite: EsdkAlgorithmSuiteId,
+    plaintext: &[u8],
+) -> Result<(Vec<u8>, Option<EsdkAlgorithmSuiteId>)> {
+    let out = client
+        .encrypt()
+        .plaintext(plaintext.to_vec())
+        .keyring(keyring.clone())
+        .algorithm_suite_id(suite)
+        .frame_length(FRAME_LENGTH)
+        .encryption_context(std::collections::HashMap::new())
+        .send()
+        .await
+        .map_err(|e| format!("encrypt: {e}"))?;
+    let ciphertext = out
+        .ciphertext
+        .ok_or("encrypt returned no ciphertext")?
+        .into_inner();
+    Ok((ciphertext, out.algorithm_suite_id))
 }
 
 // --------------------------------------------------------------------------
@@ -424,22 +435,8 @@ async fn warm_operation(state: &WarmState, ciphertext: &[u8]) -> Result<(Vec<u8>
         .into_inner();
     let mut envelopes = Vec::with_capacity(state.consumer_keyrings.len());
     for keyring in &state.consumer_keyrings {
-        let out = state
-            .client
-            .encrypt()
-            .plaintext(plaintext.clone())
-            .keyring(keyring.clone())
-            .algorithm_suite_id(ENVELOPE_SUITE)
-            .frame_length(FRAME_LENGTH)
-            .encryption_context(std::collections::HashMap::new())
-            .send()
-            .await
-            .map_err(|e| format!("encrypt: {e}"))?;
-        envelopes.push(
-            out.ciphertext
-                .ok_or("encrypt returned no ciphertext")?
-                .into_inner(),
-        );
+        let (envelope, _) = encrypt_one(&state.client, keyring, ENVELOPE_SUITE, &plaintext).await?;
+        envelopes.push(envelope);
     }
     Ok((plaintext, envelopes))
 }
