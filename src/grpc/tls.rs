@@ -142,6 +142,30 @@ impl AsyncWrite for Conn {
         }
     }
 
+    /// HTTP/2 writes a response as frame headers and payload slices. Without
+    /// vectored writes h2 copies them into a 16 KiB buffer and sends that,
+    /// one `send` (and one loopback wake-up of the peer) per 16 KiB; with
+    /// them a whole response goes out in one `writev`.
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        match &mut self.get_mut().stream {
+            Some(Stream::Plain(s)) => Pin::new(s).poll_write_vectored(cx, bufs),
+            Some(Stream::Tls(s)) => Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
+            None => Poll::Ready(Err(Conn::closed())),
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        match &self.stream {
+            Some(Stream::Plain(s)) => s.is_write_vectored(),
+            Some(Stream::Tls(s)) => s.is_write_vectored(),
+            None => false,
+        }
+    }
+
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match &mut self.get_mut().stream {
             Some(Stream::Plain(s)) => Pin::new(s).poll_flush(cx),
@@ -355,4 +379,45 @@ pub fn incoming(
         }
     });
     Ok(ReceiverStream::new(rx))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// h2 only hands a whole response to one `writev` when the connection
+    /// says it can take vectored writes; otherwise it copies the response
+    /// into 16 KiB pieces and sends each (BENCHMARKS.md: 7 `sendto` per
+    /// fan-out-100 response before, 3 `writev` after).
+    #[tokio::test]
+    async fn plaintext_connections_take_vectored_writes() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let client = tokio::spawn(async move {
+            let mut s = TcpStream::connect(addr).await.unwrap();
+            let mut got = Vec::new();
+            s.read_to_end(&mut got).await.unwrap();
+            got
+        });
+        let (stream, _) = listener.accept().await.unwrap();
+        let mut conn = Conn::plain(stream, ConnInfo::default());
+        assert!(conn.is_write_vectored());
+
+        let parts = [&b"frame header "[..], &b"and payload"[..]];
+        let slices: Vec<io::IoSlice<'_>> = parts.iter().map(|p| io::IoSlice::new(p)).collect();
+        let mut written = 0;
+        while written < 24 {
+            written += conn.write_vectored(&slices).await.unwrap();
+            if written < 24 {
+                // A short vectored write is legal; finish the rest plainly.
+                let rest: Vec<u8> = parts.concat()[written..].to_vec();
+                conn.write_all(&rest).await.unwrap();
+                written = 24;
+            }
+        }
+        conn.shutdown().await.unwrap();
+        drop(conn);
+        assert_eq!(client.await.unwrap(), b"frame header and payload");
+    }
 }
