@@ -96,6 +96,23 @@ if [ "$RUST_ESDK" = 1 ]; then
     --threads "$CORES" --seconds "$RUN_SECONDS" --warmup 1 --json "$OUT/rust-esdk.json"
 fi
 
+# The drift correction divides each baseline's CPU per operation by a floor measured right
+# before it. One floor sample carries the per-process variance (about 10 %) into every
+# ratio, so the baselines also run in rounds: fresh floor, Python, Rust, each round; the
+# report takes the median over the rounds of baseline / floor.
+step "(b) baselines in $ROUNDS rounds, each right after a fresh floor (drift correction)"
+for round in $(seq 1 $ROUNDS); do
+  taskset -c 0 "$BIN" bench floor --keys "$OUT/keys" --fan-out 1,10,100 --seconds "$FLOOR_SECONDS" \
+    --json "$OUT/baseref-floor-$round.json" | tail -n 1
+  "$PY" benches/python_esdk.py --dir "$OUT/keys" --fan-out 1,10,100 --processes "$CORES" \
+    --seconds "$ROUND_SECONDS" --warmup 1 --json "$OUT/baseref-python-$round.json" >/dev/null
+  if [ "$RUST_ESDK" = 1 ]; then
+    benches/rust-esdk/target/release/rust-esdk-bench --dir "$OUT/keys" --fan-out 1,10,100 \
+      --threads "$CORES" --seconds "$ROUND_SECONDS" --warmup 1 --json "$OUT/baseref-rust-$round.json" >/dev/null
+  fi
+  echo "round $round done"
+done
+
 # (a) and (c), interleaved. This shared VM's speed drifts by 10-20 % over minutes, and a
 # process's speed varies by about 10 % from one start to the next (memory placement), so
 # each round is a fresh floor process right before a fresh server process, on the same
