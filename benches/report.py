@@ -73,8 +73,6 @@ class Run:
         self.idle = {t: load(f"{d}/idle-{t}.json") for t in self.threads}
         self.python = maybe(f"{d}/python.json")
         self.rust = maybe(f"{d}/rust-esdk.json")
-        # Floors measured right before each baseline: the machine's speed at that time.
-        self.floorref = {"python": maybe(f"{d}/floorref-python.json"), "rust": maybe(f"{d}/floorref-rust.json")}
         # Baselines in rounds, each right after a fresh floor: (floor, baseline) per round.
         self.baseref = {}
         for which in ("python", "rust"):
@@ -128,18 +126,11 @@ class Run:
                 out.append(b["cpu_ms_per_op"] * 1000 / self._floor_of(fl, f))
         return out
 
-    def advantage(self, which: str, doc, f: int, t: int):
+    def advantage(self, which: str, f: int, t: int):
         """reseal's CPU advantage over a baseline, each side divided by the floor measured next to it
-        (medians over rounds where the baseline ran in rounds)."""
+        (medians over rounds); None when the baseline did not run in rounds."""
         rounds = self.baseline_ratios(which, f)
-        if rounds:
-            return median(rounds) / self.ratio(t, f)
-        b = self.baseline(doc, f)
-        ref = self.floorref.get(which)
-        if not b or not ref:
-            return None
-        theirs = b["cpu_ms_per_op"] * 1000 / self._floor_of(ref, f)
-        return theirs / self.ratio(t, f)
+        return median(rounds) / self.ratio(t, f) if rounds else None
 
     def baseline(self, doc, f: int):
         if not doc:
@@ -202,7 +193,7 @@ def render(run: Run, command: str) -> str:
             continue
         cells, flags = [], []
         for f in FAN_OUTS:
-            adv = run.advantage(which, doc, f, top)
+            adv = run.advantage(which, f, top)
             b = run.baseline(doc, f)
             per_core = 1e6 / run.cpu_us(top, f)
             theirs = 1000.0 / b["cpu_ms_per_op"]

@@ -48,33 +48,10 @@ PY=$ROOT/.venv/bin/python
 step "keys and configuration (.tmp/bench)"
 "$BIN" bench setup --dir "$OUT/keys" --consumers 100 --port $PORT
 
-SERVER_PID=
-stop_server() {
-  if [ -n "$SERVER_PID" ]; then
-    kill -TERM "$SERVER_PID" 2>/dev/null || true
-    wait "$SERVER_PID" 2>/dev/null || true
-    SERVER_PID=
-  fi
-}
+. scripts/server.sh
 MOTO_PID=
 cleanup() { stop_server; [ -z "$MOTO_PID" ] || kill "$MOTO_PID" 2>/dev/null || true; }
 trap cleanup EXIT
-
-# start_server THREADS CPUS CONFIG: reseal pinned to CPUS with THREADS (crypto) worker threads.
-start_server() {
-  local threads=$1 cpus=$2 config=$3
-  RESEAL_SERVER__WORKER_THREADS=$threads taskset -c "$cpus" "$BIN" serve --config "$config" \
-    >"$OUT/server-$threads.log" 2>&1 &
-  SERVER_PID=$!
-  for _ in $(seq 1 100); do
-    if "$PY" -c "import urllib.request,sys; urllib.request.urlopen('http://127.0.0.1:$((PORT + 2))/readyz', timeout=1)" 2>/dev/null; then
-      return 0
-    fi
-    sleep 0.1
-  done
-  echo "reseal did not become ready; see $OUT/server-$threads.log" >&2
-  exit 1
-}
 
 rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
 
@@ -83,23 +60,21 @@ for cpu in $(seq 0 $LAST_CPU); do
   taskset -c "$cpu" "$BIN" bench stalls --seconds 5 --json "$OUT/stalls-$cpu.json"
 done
 
-step "(b) reference Python ESDK: $CORES processes (with a floor run just before, for drift)"
-taskset -c 0 "$BIN" bench floor --keys "$OUT/keys" --fan-out 1,10,100 --seconds 2 --json "$OUT/floorref-python.json" | tail -n 3
+step "(b) reference Python ESDK: $CORES processes"
 "$PY" benches/python_esdk.py --dir "$OUT/keys" --fan-out 0,1,10,100 --processes "$CORES" \
   --seconds "$RUN_SECONDS" --warmup 1 --cold --json "$OUT/python.json"
 
 if [ "$RUST_ESDK" = 1 ]; then
   step "(b) official Rust ESDK (aws-esdk): $CORES threads"
   (cd benches/rust-esdk && cargo build --release --locked)
-  taskset -c 0 "$BIN" bench floor --keys "$OUT/keys" --fan-out 1,10,100 --seconds 2 --json "$OUT/floorref-rust.json" | tail -n 3
   benches/rust-esdk/target/release/rust-esdk-bench --dir "$OUT/keys" --fan-out 0,1,10,100 \
     --threads "$CORES" --seconds "$RUN_SECONDS" --warmup 1 --json "$OUT/rust-esdk.json"
 fi
 
-# The drift correction divides each baseline's CPU per operation by a floor measured right
-# before it. One floor sample carries the per-process variance (about 10 %) into every
-# ratio, so the baselines also run in rounds: fresh floor, Python, Rust, each round; the
-# report takes the median over the rounds of baseline / floor.
+# Drift correction: the machine's speed drifts between these runs and reseal's, so the
+# targets compare each side's CPU per operation divided by a floor measured right before it.
+# One floor sample carries the per-process variance (about 10 %) into the ratio, so the
+# baselines run in rounds: fresh floor, Python, Rust; the report takes the median.
 step "(b) baselines in $ROUNDS rounds, each right after a fresh floor (drift correction)"
 for round in $(seq 1 $ROUNDS); do
   taskset -c 0 "$BIN" bench floor --keys "$OUT/keys" --fan-out 1,10,100 --seconds "$FLOOR_SECONDS" \

@@ -25,11 +25,9 @@ cargo build --release --locked --bin reseal
 if [ "$THREADS" = 1 ]; then SERVER_CPUS=0; CLIENT_CPUS=1; CONCURRENCY=6
 else SERVER_CPUS=0-1; CLIENT_CPUS=0-1; CONCURRENCY=$((6 * THREADS)); fi
 
-RESEAL_SERVER__WORKER_THREADS=$THREADS taskset -c $SERVER_CPUS "$BIN" serve \
-  --config "$OUT/keys/reseal.yaml" >"$OUT/profile-server.log" 2>&1 &
-SERVER_PID=$!
-trap 'kill $SERVER_PID 2>/dev/null || true' EXIT
-sleep 1
+. scripts/server.sh
+trap stop_server EXIT
+start_server "$THREADS" "$SERVER_CPUS" "$OUT/keys/reseal.yaml"
 taskset -c $CLIENT_CPUS "$BIN" bench load --target 127.0.0.1:$PORT --fan-out "$FAN_OUT" \
   --connect-public-key "$OUT/keys/connect.pub.pem" --concurrency $CONCURRENCY \
   --duration 9s --warmup 1s --server-pid $SERVER_PID --json "$OUT/profile-load.json" >/dev/null &
@@ -37,7 +35,7 @@ LOAD_PID=$!
 sleep 2
 perf record -F 1999 -o "$OUT/profile-server.data" -p $SERVER_PID -- sleep 6 >/dev/null 2>&1
 wait $LOAD_PID
-kill -TERM $SERVER_PID; wait $SERVER_PID || true
+stop_server
 
 taskset -c 0 perf record -F 1999 -o "$OUT/profile-floor.data" -- \
   "$BIN" bench floor --keys "$OUT/keys" --fan-out "$FAN_OUT" --seconds 3 >/dev/null 2>&1

@@ -13,11 +13,9 @@ OUT=.tmp/bench
 PORT=50151
 command -v strace >/dev/null || { echo "strace is not installed (apt-get install strace)" >&2; exit 2; }
 [ -f "$OUT/keys/reseal.yaml" ] || "$BIN" bench setup --dir "$OUT/keys" --consumers 100 --port $PORT
-RESEAL_SERVER__WORKER_THREADS=1 taskset -c 0 "$BIN" serve --config "$OUT/keys/reseal.yaml" \
-  >"$OUT/syscalls-server.log" 2>&1 &
-SERVER_PID=$!
-trap 'kill $SERVER_PID 2>/dev/null || true' EXIT
-sleep 1
+. scripts/server.sh
+trap stop_server EXIT
+start_server 1 0 "$OUT/keys/reseal.yaml"
 strace -c -f -o "$OUT/syscalls.txt" -p $SERVER_PID 2>/dev/null &
 STRACE_PID=$!
 sleep 0.5
