@@ -13,7 +13,7 @@ use crate::broker::{Broker, CpuPool};
 use crate::clock::{Clock, SystemClock};
 use crate::grpc::{serve, Listeners, ServeError};
 use crate::keys::aws::AwsKeys;
-use crate::registry::model::{AwsSpec, ConfigFile, ServerSpec};
+use crate::registry::model::{AwsSpec, ConfigFile, IoScheduling, ServerSpec};
 use crate::registry::{self, ConfigSource, LoadOptions, RegistryHandle, ReloadOutcome};
 use crate::telemetry::Metrics;
 
@@ -151,6 +151,58 @@ impl Default for StartOptions {
     }
 }
 
+/// The async runtime of `reseal serve`: `server.io_workers()` threads that only
+/// move bytes (the crypto has its own pool), under `server.io_scheduling`.
+pub fn runtime(server: &ServerSpec) -> std::io::Result<tokio::runtime::Runtime> {
+    let policy = server.io_scheduling;
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(server.io_workers())
+        .enable_all()
+        .on_thread_start(move || scheduling::apply(policy))
+        .build()
+}
+
+/// Why the runtime threads could not get their scheduling policy, if they
+/// could not (logged once telemetry is up; the server runs on regardless).
+pub fn io_scheduling_error() -> Option<std::io::Error> {
+    scheduling::last_error()
+}
+
+mod scheduling {
+    use std::sync::atomic::{AtomicI32, Ordering};
+
+    use super::IoScheduling;
+
+    /// errno of the last failed attempt; 0 when none failed.
+    static LAST_ERRNO: AtomicI32 = AtomicI32::new(0);
+
+    /// Sets the calling thread's policy (on Linux a policy is per thread).
+    #[cfg(target_os = "linux")]
+    pub fn apply(policy: IoScheduling) {
+        let policy = match policy {
+            IoScheduling::Batch => libc::SCHED_BATCH,
+            IoScheduling::Normal => return,
+        };
+        let param = libc::sched_param { sched_priority: 0 };
+        // SAFETY: pid 0 is the calling thread, and `param` is a valid
+        // sched_param (priority 0 is the only one SCHED_BATCH takes).
+        if unsafe { libc::sched_setscheduler(0, policy, &param) } != 0 {
+            let errno = std::io::Error::last_os_error().raw_os_error().unwrap_or(-1);
+            LAST_ERRNO.store(errno, Ordering::Relaxed);
+        }
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    pub fn apply(_policy: IoScheduling) {}
+
+    pub fn last_error() -> Option<std::io::Error> {
+        match LAST_ERRNO.load(Ordering::Relaxed) {
+            0 => None,
+            errno => Some(std::io::Error::from_raw_os_error(errno)),
+        }
+    }
+}
+
 /// Builds the AWS key factory when the configuration needs one.
 pub fn aws_keys(spec: &AwsSpec, metrics: &Arc<Metrics>) -> Option<Arc<AwsKeys>> {
     Some(Arc::new(AwsKeys::new(spec.clone(), metrics.clone())))
@@ -241,5 +293,35 @@ pub async fn termination() {
     #[cfg(not(unix))]
     {
         let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    use super::*;
+
+    /// The policy the runtime's worker threads run under.
+    fn worker_policy(scheduling: IoScheduling) -> i32 {
+        let server = ServerSpec {
+            io_threads: Some(2),
+            io_scheduling: scheduling,
+            ..ServerSpec::default()
+        };
+        let runtime = runtime(&server).unwrap();
+        // SAFETY: sched_getscheduler(0) only reads the calling thread's policy.
+        let policy = runtime
+            .block_on(runtime.spawn(async { unsafe { libc::sched_getscheduler(0) } }))
+            .unwrap();
+        assert!(io_scheduling_error().is_none());
+        policy
+    }
+
+    #[test]
+    fn runtime_threads_get_the_configured_scheduling_policy() {
+        assert_eq!(worker_policy(IoScheduling::Batch), libc::SCHED_BATCH);
+        assert_eq!(worker_policy(IoScheduling::Normal), libc::SCHED_OTHER);
+        // The calling thread keeps its own policy.
+        // SAFETY: as above.
+        assert_eq!(unsafe { libc::sched_getscheduler(0) }, libc::SCHED_OTHER);
     }
 }

@@ -17,16 +17,16 @@ pub fn run(args: Args) -> CliResult {
     let source = app::config_source(args.config.as_deref());
     let (text, origin, _) = app::read_source(&source)?;
     let file = crate::registry::parse_file(&text, &origin, true)?;
-    // The runtime only moves bytes; the crypto has its own pool (server.worker_threads).
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(file.server.io_workers())
-        .enable_all()
-        .build()?;
+    let runtime = app::runtime(&file.server)?;
     // The OTLP exporter's gRPC client must be created inside the runtime.
     let traces = {
         let _in_runtime = runtime.enter();
         crate::telemetry::init(&file.server.log_format, "info", &file.telemetry)
     };
+    if let Some(e) = app::io_scheduling_error() {
+        tracing::warn!(error = %e, policy = ?file.server.io_scheduling,
+            "could not set the scheduling policy of the runtime threads; running with the default");
+    }
     let code = runtime.block_on(async move {
         let running = match app::start(source, app::StartOptions::default()).await {
             Ok(r) => r,

@@ -62,6 +62,9 @@ pub struct ServerSpec {
     /// default: one per four worker threads, at least one). More of them
     /// mostly adds cross-CPU wake-ups.
     pub io_threads: Option<usize>,
+    /// How the kernel schedules the async runtime's threads (read at start):
+    /// `batch` (default) or `normal`. See [`IoScheduling`].
+    pub io_scheduling: IoScheduling,
     /// Upper bound on one request's processing time (client deadlines are honoured too).
     #[serde(with = "humantime_serde")]
     pub request_timeout: Duration,
@@ -103,6 +106,7 @@ impl Default for ServerSpec {
             max_request_bytes: 4 * 1024 * 1024,
             max_concurrent_requests: 256,
             io_threads: None,
+            io_scheduling: IoScheduling::Batch,
             worker_threads: None,
             request_timeout: Duration::from_secs(10),
             reload_interval: Duration::from_secs(2),
@@ -110,6 +114,24 @@ impl Default for ServerSpec {
             log_format: "json".into(),
         }
     }
+}
+
+/// Linux scheduling policy of the async runtime's threads.
+///
+/// With `batch` (`SCHED_BATCH`), a runtime thread that wakes up (a response
+/// is ready, a request arrived) does not preempt a crypto thread running on
+/// that CPU; it runs when one is idle, when the crypto thread waits, or at the
+/// next scheduler tick, and then handles everything that is ready at once.
+/// On a saturated CPU that took context switches from about 3.6 to 0.5 per
+/// request and cut CPU per request by about a tenth; the price is latency
+/// while every CPU is busy, a response waiting for the crypto thread's next
+/// job or the next tick (BENCHMARKS.md, "Scheduling of the runtime threads").
+/// `normal` keeps `SCHED_OTHER`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum IoScheduling {
+    Batch,
+    Normal,
 }
 
 /// OpenTelemetry trace export over OTLP/gRPC. Off unless an endpoint is set.

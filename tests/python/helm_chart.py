@@ -323,7 +323,7 @@ def check_configmap(label, values, docs):
           f"{pfx} shutdown_grace matches server.shutdownGraceSeconds")
     known = {"listen", "health_listen", "admin_listen", "log_format", "max_request_bytes",
              "max_concurrent_requests", "request_timeout", "reload_interval", "shutdown_grace", "tls",
-             "worker_threads"}
+             "worker_threads", "io_scheduling"}
     check(set(server) <= known, f"{pfx} server block has only fields reseal knows", str(set(server) - known))
     tls = merged["tls"]
     if tls["enabled"]:
@@ -612,6 +612,16 @@ def main():
             check(guarded("server.workerThreads renders", threads),
                   "server.workerThreads: absent by default (one per core), rendered as worker_threads when set")
             expect_refused(chart, {"server": {"workerThreads": 0}}, "server.workerThreads: 0", "workerThreads")
+
+            # Scheduling of the runtime threads: batch unless set to normal.
+            def scheduling():
+                server_of = lambda docs: yaml.safe_load(one(docs, "ConfigMap")["data"]["reseal.yaml"])["server"]
+                _, normal = render(chart, {"server": {"ioScheduling": "normal"}})
+                return (server_of(rendered["defaults"]).get("io_scheduling") == "batch"
+                        and server_of(normal).get("io_scheduling") == "normal")
+            check(guarded("server.ioScheduling renders", scheduling),
+                  "server.ioScheduling: io_scheduling batch by default, normal when set")
+            expect_refused(chart, {"server": {"ioScheduling": "fast"}}, 'server.ioScheduling: "fast"', "ioScheduling")
 
         # The schema refuses bad values, both on its own and when rendering.
         expect_refused(chart, {"replicaCount": "three"}, 'replicaCount: "three"', "replicaCount")

@@ -154,6 +154,7 @@ server:
   {{- with .Values.server.workerThreads }}
   worker_threads: {{ int . }}
   {{- end }}
+  io_scheduling: {{ .Values.server.ioScheduling | default "batch" | quote }}
   {{- if .Values.tls.enabled }}
   {{- $_ := include "reseal.tlsSecretName" . }}
   tls:
