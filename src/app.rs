@@ -318,10 +318,13 @@ mod tests {
 
     #[test]
     fn runtime_threads_get_the_configured_scheduling_policy() {
-        assert_eq!(worker_policy(IoScheduling::Batch), libc::SCHED_BATCH);
-        assert_eq!(worker_policy(IoScheduling::Normal), libc::SCHED_OTHER);
-        // The calling thread keeps its own policy.
         // SAFETY: as above.
-        assert_eq!(unsafe { libc::sched_getscheduler(0) }, libc::SCHED_OTHER);
+        let own = || unsafe { libc::sched_getscheduler(0) };
+        let before = own();
+        assert_eq!(worker_policy(IoScheduling::Batch), libc::SCHED_BATCH);
+        // `normal` leaves the inherited policy alone.
+        assert_eq!(worker_policy(IoScheduling::Normal), before);
+        // The calling thread keeps its own policy.
+        assert_eq!(own(), before);
     }
 }

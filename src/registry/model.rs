@@ -126,7 +126,7 @@ impl Default for ServerSpec {
 /// request and cut CPU per request by about a tenth; the price is latency
 /// while every CPU is busy, a response waiting for the crypto thread's next
 /// job or the next tick (BENCHMARKS.md, "Scheduling of the runtime threads").
-/// `normal` keeps `SCHED_OTHER`.
+/// `normal` leaves the policy the process started with (`SCHED_OTHER`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum IoScheduling {
