@@ -162,11 +162,7 @@ pub fn runtime(server: &ServerSpec) -> std::io::Result<tokio::runtime::Runtime> 
         .build()
 }
 
-/// Why the runtime threads could not get their scheduling policy, if they
-/// could not (logged once telemetry is up; the server runs on regardless).
-pub fn io_scheduling_error() -> Option<std::io::Error> {
-    scheduling::last_error()
-}
+pub use scheduling::last_error as io_scheduling_error;
 
 mod scheduling {
     use std::sync::atomic::{AtomicI32, Ordering};
@@ -195,6 +191,8 @@ mod scheduling {
     #[cfg(not(target_os = "linux"))]
     pub fn apply(_policy: IoScheduling) {}
 
+    /// Why the runtime threads could not get their scheduling policy, if they
+    /// could not (logged once telemetry is up; the server runs on regardless).
     pub fn last_error() -> Option<std::io::Error> {
         match LAST_ERRNO.load(Ordering::Relaxed) {
             0 => None,

@@ -604,9 +604,10 @@ def main():
             check(guarded("start-only change renders", rolls),
                   "start-only change (server.*, config.aws) changes the pod template (rollout)")
 
+            server_of = lambda docs: yaml.safe_load(one(docs, "ConfigMap")["data"]["reseal.yaml"])["server"]
+
             # Threads: automatic (per core the container may use) unless set.
             def threads():
-                server_of = lambda docs: yaml.safe_load(one(docs, "ConfigMap")["data"]["reseal.yaml"])["server"]
                 _, set3 = render(chart, {"server": {"workerThreads": 3}})
                 return "worker_threads" not in server_of(rendered["defaults"]) and server_of(set3).get("worker_threads") == 3
             check(guarded("server.workerThreads renders", threads),
@@ -615,7 +616,6 @@ def main():
 
             # Scheduling of the runtime threads: batch unless set to normal.
             def scheduling():
-                server_of = lambda docs: yaml.safe_load(one(docs, "ConfigMap")["data"]["reseal.yaml"])["server"]
                 _, normal = render(chart, {"server": {"ioScheduling": "normal"}})
                 return (server_of(rendered["defaults"]).get("io_scheduling") == "batch"
                         and server_of(normal).get("io_scheduling") == "normal")
