@@ -326,7 +326,7 @@ impl Broker {
         audit.consumers = outcomes
             .iter()
             .map(|o| match &o.result {
-                Ok(env) => format!("{}[{}]", o.consumer, env.key_ids.join("+")),
+                Ok(env) => audit_entry(&o.consumer, &env.key_ids),
                 Err(e) => format!("{}!{}", o.consumer, e.reason),
             })
             .collect();
@@ -1023,13 +1023,13 @@ fn seal_local(
     ec: EncryptionContext,
     now: time::OffsetDateTime,
 ) -> Result<Envelope, BrokerError> {
-    let keys: Vec<_> = consumer.active_keys(now).collect();
-    if keys.is_empty() {
+    let key_ids: Vec<String> = consumer.active_keys(now).map(|k| k.id.clone()).collect();
+    if key_ids.is_empty() {
         return Err(no_active_key(consumer));
     }
     let built = |e: esdk::Error| envelope_error(consumer, e);
     let mut m = EncryptionMaterials::generate(consumer.suite, ec).map_err(built)?;
-    for k in &keys {
+    for k in consumer.active_keys(now) {
         if let ConsumerWrap::Local(r) = &k.wrap {
             m.wrap_for(r.as_ref()).map_err(built)?;
         }
@@ -1037,9 +1037,26 @@ fn seal_local(
     let ciphertext = esdk::seal(plaintext, &m, consumer.frame_length).map_err(built)?;
     Ok(Envelope {
         ciphertext,
-        key_ids: keys.iter().map(|k| k.id.clone()).collect(),
+        key_ids,
         suite: consumer.suite,
     })
+}
+
+/// `consumer[key+key]` for the audit line, in one allocation (this runs once per
+/// envelope).
+fn audit_entry(consumer: &str, key_ids: &[String]) -> String {
+    let len = consumer.len() + 2 + key_ids.iter().map(|k| k.len() + 1).sum::<usize>();
+    let mut entry = String::with_capacity(len);
+    entry.push_str(consumer);
+    entry.push('[');
+    for (i, k) in key_ids.iter().enumerate() {
+        if i > 0 {
+            entry.push('+');
+        }
+        entry.push_str(k);
+    }
+    entry.push(']');
+    entry
 }
 
 fn no_active_key(consumer: &Consumer) -> BrokerError {
@@ -1060,4 +1077,18 @@ fn envelope_error(consumer: &Consumer, e: esdk::Error) -> BrokerError {
             consumer.id
         ),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::audit_entry;
+
+    #[test]
+    fn audit_entry_lists_the_keys_of_an_envelope() {
+        assert_eq!(audit_entry("payments", &["k1".into()]), "payments[k1]");
+        assert_eq!(
+            audit_entry("crm", &["old".into(), "new".into()]),
+            "crm[old+new]"
+        );
+    }
 }

@@ -63,6 +63,18 @@ impl EncryptionContext {
         Ok(out)
     }
 
+    /// Bytes [`EncryptionContext::serialize_into`] appends.
+    pub fn serialized_len(&self) -> usize {
+        if self.0.is_empty() {
+            return 0;
+        }
+        2 + self
+            .0
+            .iter()
+            .map(|(k, v)| 4 + k.len() + v.len())
+            .sum::<usize>()
+    }
+
     pub fn serialize_into(&self, out: &mut Vec<u8>) -> Result<(), FormatError> {
         if self.0.is_empty() {
             return Ok(());

@@ -4,6 +4,7 @@
 //! keys, over the network for KMS) and materials can be reused across messages
 //! (the caching-CMM pattern): [`EncryptionMaterials`] then [`seal`].
 
+use std::borrow::Cow;
 use std::collections::BTreeSet;
 
 use zeroize::Zeroizing;
@@ -14,7 +15,7 @@ use super::crypto::{
     body_aad, derive_keys, sequence_iv, AAD_FINAL_FRAME, AAD_FRAME, AAD_SINGLE_BLOCK,
 };
 use super::error::{ContextError, Error};
-use super::header::{ContentType, Header};
+use super::header::{ContentType, HeaderBody};
 use super::keyring::{DataKey, EncryptedDataKey, KeyringContext, Recipient};
 use super::limits::EncryptCommitment;
 use super::signature::SigningKey;
@@ -202,62 +203,70 @@ pub fn seal(
         ));
     }
     let version = suite.format_version();
-    let mut message_id = vec![0u8; version.message_id_len()];
-    aws_lc_rs::rand::fill(&mut message_id).map_err(|_| Error::Crypto("random message id"))?;
-    let (key, commitment) = derive_keys(suite, &materials.data_key, &message_id)?;
+    let mut message_id = [0u8; 32];
+    let message_id = &mut message_id[..version.message_id_len()];
+    aws_lc_rs::rand::fill(message_id).map_err(|_| Error::Crypto("random message id"))?;
+    let message_id = &*message_id;
+    let (key, commitment) = derive_keys(suite, &materials.data_key, message_id)?;
 
-    let stored_context = {
+    // Required keys are authenticated but not stored; without any (the usual
+    // case) the stored context is the materials' own, borrowed.
+    let stored_context = if materials.required_keys.is_empty() {
+        Cow::Borrowed(&materials.encryption_context)
+    } else {
         let mut ec = materials.encryption_context.clone();
         for k in &materials.required_keys {
             ec.remove(k);
         }
-        ec
+        Cow::Owned(ec)
     };
     let content_type = if frame_length == 0 {
         ContentType::NonFramed
     } else {
         ContentType::Framed
     };
-    let mut header = Header {
+    let body = HeaderBody {
         version,
         suite,
         message_id,
-        encryption_context: stored_context,
-        encrypted_data_keys: materials.encrypted_data_keys.clone(),
+        encryption_context: &stored_context,
+        encrypted_data_keys: &materials.encrypted_data_keys,
         content_type,
         frame_length,
-        suite_data: commitment.map(|c| c.to_vec()).unwrap_or_default(),
-        header_iv: if version == FormatVersion::V1 {
-            vec![0u8; IV_LEN]
-        } else {
-            Vec::new()
-        },
-        header_tag: [0u8; TAG_LEN],
+        suite_data: commitment.as_ref().map_or(&[][..], |c| &c[..]),
     };
-    let header_body = header.serialize_body()?;
-    let mut aad = header_body.clone();
-    materials
-        .encryption_context
-        .subset(materials.required_keys.iter().map(String::as_str))
-        .serialize_into(&mut aad)?;
-    header.header_tag = key.seal(&[0u8; IV_LEN], &aad, &mut [])?;
-
     let frame_overhead = 4 + 4 + IV_LEN + 4 + TAG_LEN;
     let frames = if frame_length == 0 {
         1
     } else {
         plaintext.len() / frame_length as usize + 1
     };
-    // Plaintext is copied in and encrypted in place: the buffer is zeroized if
-    // anything fails half-way, and sized so it never reallocates (which would
-    // leave a plaintext copy behind in freed memory).
+    // The header goes straight into the output. Plaintext is copied in and
+    // encrypted in place: the buffer is zeroized if anything fails half-way,
+    // and sized so it never reallocates (which would leave a plaintext copy
+    // behind in freed memory).
+    let header_len = body.serialized_len() + IV_LEN + TAG_LEN;
     let mut out = Zeroizing::new(Vec::with_capacity(
-        header_body.len() + 32 + plaintext.len() + frames * frame_overhead + 110,
+        header_len + plaintext.len() + frames * frame_overhead + 110,
     ));
-    out.extend_from_slice(&header_body);
-    header.serialize_auth(&mut out);
+    body.write(&mut out)?;
+    let body_len = out.len();
+    let header_tag = if materials.required_keys.is_empty() {
+        key.seal(&[0u8; IV_LEN], &out[..body_len], &mut [])?
+    } else {
+        let mut aad = out[..body_len].to_vec();
+        materials
+            .encryption_context
+            .subset(materials.required_keys.iter().map(String::as_str))
+            .serialize_into(&mut aad)?;
+        key.seal(&[0u8; IV_LEN], &aad, &mut [])?
+    };
+    if version == FormatVersion::V1 {
+        // The header IV: always zero (the key is used once for the header).
+        out.extend_from_slice(&[0u8; IV_LEN]);
+    }
+    out.extend_from_slice(&header_tag);
 
-    let message_id = &header.message_id;
     if frame_length == 0 {
         let iv = sequence_iv(1);
         out.extend_from_slice(&iv);

@@ -224,45 +224,98 @@ impl Header {
         })
     }
 
-    /// Serializes the header body (everything the header tag authenticates).
-    pub fn serialize_body(&self) -> Result<Vec<u8>, Error> {
-        let mut out = Vec::with_capacity(256);
+    /// The body's fields, borrowed, for writing.
+    pub fn body(&self) -> HeaderBody<'_> {
+        HeaderBody {
+            version: self.version,
+            suite: self.suite,
+            message_id: &self.message_id,
+            encryption_context: &self.encryption_context,
+            encrypted_data_keys: &self.encrypted_data_keys,
+            content_type: self.content_type,
+            frame_length: self.frame_length,
+            suite_data: &self.suite_data,
+        }
+    }
+}
+
+/// A header body to write, every field borrowed: sealing writes it straight
+/// into the output message instead of copying the context and the encrypted
+/// data keys into a [`Header`] first (that copying was most of the per-envelope
+/// allocations at large fan-outs).
+#[derive(Clone, Copy, Debug)]
+pub struct HeaderBody<'a> {
+    pub version: FormatVersion,
+    pub suite: AlgorithmSuite,
+    pub message_id: &'a [u8],
+    pub encryption_context: &'a EncryptionContext,
+    pub encrypted_data_keys: &'a [EncryptedDataKey],
+    pub content_type: ContentType,
+    pub frame_length: u32,
+    /// v2 only: the key commitment.
+    pub suite_data: &'a [u8],
+}
+
+impl HeaderBody<'_> {
+    /// Bytes [`HeaderBody::write`] appends, for sizing the output once.
+    pub fn serialized_len(&self) -> usize {
+        let v1 = self.version == FormatVersion::V1;
+        let edks: usize = self
+            .encrypted_data_keys
+            .iter()
+            .map(|e| 6 + e.provider_id.len() + e.provider_info.len() + e.ciphertext.len())
+            .sum();
+        1 + usize::from(v1)
+            + 2
+            + self.message_id.len()
+            + 2
+            + self.encryption_context.serialized_len()
+            + 2
+            + edks
+            + 1
+            + if v1 { 5 } else { 0 }
+            + 4
+            + if v1 { 0 } else { self.suite_data.len() }
+    }
+
+    /// Appends the serialized body (everything the header tag authenticates).
+    pub fn write(&self, out: &mut Vec<u8>) -> Result<(), Error> {
         out.push(self.version.byte());
         if self.version == FormatVersion::V1 {
             out.push(TYPE_CUSTOMER_AED);
         }
-        put_u16(&mut out, self.suite.id());
-        out.extend_from_slice(&self.message_id);
-        let ec = self.encryption_context.serialize()?;
-        put_u16_prefixed(&mut out, &ec, "encryption context")?;
+        put_u16(out, self.suite.id());
+        out.extend_from_slice(self.message_id);
+        // The context's length prefix is patched in once the pairs are written.
+        let at = out.len();
+        put_u16(out, 0);
+        self.encryption_context.serialize_into(out)?;
+        let len = out.len() - at - 2;
+        let len = u16::try_from(len).map_err(|_| FormatError::TooLong {
+            field: "encryption context",
+            len,
+        })?;
+        out[at..at + 2].copy_from_slice(&len.to_be_bytes());
         let count =
             u16::try_from(self.encrypted_data_keys.len()).map_err(|_| FormatError::TooLong {
                 field: "encrypted data keys",
                 len: self.encrypted_data_keys.len(),
             })?;
-        put_u16(&mut out, count);
-        for edk in &self.encrypted_data_keys {
-            put_u16_prefixed(&mut out, edk.provider_id.as_bytes(), "key provider id")?;
-            put_u16_prefixed(&mut out, &edk.provider_info, "key provider info")?;
-            put_u16_prefixed(&mut out, &edk.ciphertext, "encrypted data key")?;
+        put_u16(out, count);
+        for edk in self.encrypted_data_keys {
+            put_u16_prefixed(out, edk.provider_id.as_bytes(), "key provider id")?;
+            put_u16_prefixed(out, &edk.provider_info, "key provider info")?;
+            put_u16_prefixed(out, &edk.ciphertext, "encrypted data key")?;
         }
         out.push(self.content_type.byte());
         if self.version == FormatVersion::V1 {
             out.extend_from_slice(&[0, 0, 0, 0]);
             out.push(IV_LEN as u8);
         }
-        put_u32(&mut out, self.frame_length);
+        put_u32(out, self.frame_length);
         if self.version == FormatVersion::V2 {
-            out.extend_from_slice(&self.suite_data);
+            out.extend_from_slice(self.suite_data);
         }
-        Ok(out)
-    }
-
-    /// Appends the header authentication (v1: IV ‖ tag; v2: tag).
-    pub fn serialize_auth(&self, out: &mut Vec<u8>) {
-        if self.version == FormatVersion::V1 {
-            out.extend_from_slice(&self.header_iv);
-        }
-        out.extend_from_slice(&self.header_tag);
+        Ok(())
     }
 }

@@ -34,7 +34,7 @@ pub use encrypt::{
     encrypt, seal, EncryptOptions, EncryptionMaterials, MaterialsDraft, DEFAULT_FRAME_LENGTH,
 };
 pub use error::{AuthenticationError, ContextError, Error, FormatError, LimitError, SuiteRefusal};
-pub use header::{ContentType, Header};
+pub use header::{ContentType, Header, HeaderBody};
 pub use keyring::{
     DataKey, EdkSummary, EncryptedDataKey, Identity, IdentitySet, KeyIndex, KeyNameLayout, Keyring,
     KeyringContext, Recipient, UnwrapError,

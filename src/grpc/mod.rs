@@ -1,6 +1,7 @@
 //! gRPC edge: a thin layer that decodes requests, calls the broker, and maps
 //! domain errors to statuses in exactly one place.
 
+pub mod gather;
 pub mod limit;
 pub mod proto;
 pub mod server;

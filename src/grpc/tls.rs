@@ -29,6 +29,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::server::Connected;
 use x509_parser::prelude::{FromDer, GeneralName, X509Certificate};
 
+use super::gather::Gather;
 use crate::registry::model::TlsSpec;
 
 /// What the service learns about a connection.
@@ -47,14 +48,15 @@ pub struct Conn {
 }
 
 enum Stream {
-    Plain(TcpStream),
+    /// Writes gathered until h2 flushes: one `write` per small response.
+    Plain(Gather<TcpStream>),
     Tls(Box<TlsStream<TcpStream>>),
 }
 
 impl Conn {
     fn plain(stream: TcpStream, info: ConnInfo) -> Self {
         Conn {
-            stream: Some(Stream::Plain(stream)),
+            stream: Some(Stream::Plain(Gather::new(stream))),
             info,
         }
     }
@@ -73,12 +75,12 @@ impl Conn {
 
 impl Drop for Conn {
     fn drop(&mut self) {
-        let tcp = match self.stream.take() {
-            Some(Stream::Plain(s)) => s,
-            Some(Stream::Tls(s)) => s.into_inner().0,
+        let (tcp, unsent) = match self.stream.take() {
+            Some(Stream::Plain(s)) => s.into_parts(),
+            Some(Stream::Tls(s)) => (s.into_inner().0, Vec::new()),
             None => return,
         };
-        linger(tcp);
+        linger(tcp, unsent);
     }
 }
 
@@ -87,13 +89,16 @@ impl Drop for Conn {
 /// moment. Closing a socket with unread bytes makes the kernel answer with
 /// RST, and a client that receives RST drops response bytes it has not read
 /// yet: seen as "connection reset" on large responses finished during a
-/// graceful shutdown.
-fn linger(mut tcp: TcpStream) {
+/// graceful shutdown. Bytes gathered but not sent yet go out first.
+fn linger(mut tcp: TcpStream, unsent: Vec<u8>) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let Ok(runtime) = tokio::runtime::Handle::try_current() else {
         return;
     };
     runtime.spawn(async move {
+        if !unsent.is_empty() {
+            let _ = tokio::time::timeout(Duration::from_secs(2), tcp.write_all(&unsent)).await;
+        }
         let _ = tcp.shutdown().await;
         let mut sink = [0u8; 4096];
         let _ = tokio::time::timeout(Duration::from_secs(2), async {
@@ -142,11 +147,9 @@ impl AsyncWrite for Conn {
         }
     }
 
-    /// h2 writes a frame header and a large payload together when the
-    /// connection takes vectored writes, and with a `send` each otherwise
-    /// (strace, per response at fan-out 1 / 10 / 100: 1 / 3 / 7 `sendto`
-    /// before, 2 / 2 / 4 `writev` after; small payloads are then sent apart
-    /// from the trailers). Wrappers that don't forward this lose it silently.
+    /// Forwarded, with `is_write_vectored`: wrappers that don't forward them
+    /// lose them silently (plaintext connections gather writes instead; see
+    /// [`Gather`]).
     fn poll_write_vectored(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -387,11 +390,11 @@ mod tests {
     use super::*;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-    /// h2 only sends frame headers and payloads together when the connection
-    /// says it takes vectored writes (BENCHMARKS.md: 7 `sendto` per
-    /// fan-out-100 response without, 4 `writev` with).
+    /// Plaintext connections gather h2's writes until it flushes (one write
+    /// per small response, BENCHMARKS.md), and a dropped connection still
+    /// sends what was gathered before it closes.
     #[tokio::test]
-    async fn plaintext_connections_take_vectored_writes() {
+    async fn plaintext_connections_gather_writes_until_flush_or_drop() {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let client = tokio::spawn(async move {
@@ -402,14 +405,12 @@ mod tests {
         });
         let (stream, _) = listener.accept().await.unwrap();
         let mut conn = Conn::plain(stream, ConnInfo::default());
-        assert!(conn.is_write_vectored());
+        assert!(!conn.is_write_vectored(), "h2 would chain small payloads");
 
-        let parts = [&b"frame header "[..], &b"and payload"[..]];
-        let slices = parts.map(io::IoSlice::new);
-        let written = conn.write_vectored(&slices).await.unwrap();
-        // A short vectored write is legal: finish the rest plainly.
-        conn.write_all(&parts.concat()[written..]).await.unwrap();
-        conn.shutdown().await.unwrap();
+        conn.write_all(b"frame header ").await.unwrap();
+        conn.flush().await.unwrap();
+        conn.write_all(b"and payload").await.unwrap();
+        // No flush: dropping the connection sends it on the way out.
         drop(conn);
         assert_eq!(client.await.unwrap(), b"frame header and payload");
     }

@@ -206,3 +206,37 @@ fn connect_shaped_message() {
     .unwrap();
     assert_eq!(out.plaintext.as_bytes(), b"4111111111111111");
 }
+
+/// The borrowed header writer that `seal` uses: re-writing a parsed header
+/// gives back its exact bytes, and `HeaderBody::serialized_len` (which sizes the output
+/// buffer once, so the plaintext is never left behind by a reallocation) is
+/// the number of bytes written.
+#[test]
+fn header_body_rewrites_exactly_and_knows_its_length() {
+    use reseal::esdk::{FormatVersion, Limits};
+    let ctx: EncryptionContext = [("clé", "välue"), ("日本", "😀")].into_iter().collect();
+    for suite in AlgorithmSuite::ALL {
+        for context in [EncryptionContext::new(), ctx.clone()] {
+            let a = rsa_keyring("p", "rsa-a", RsaPadding::OaepSha256);
+            let b = aes_keyring("provider-b", "aes", 256);
+            let ct = esdk::encrypt(
+                b"4111111111111111",
+                &[&a, &b],
+                &context,
+                &options(suite, 4096),
+            )
+            .unwrap();
+            let m = Message::parse(&ct[..], &Limits::default()).unwrap();
+            let body = m.header.body();
+            let mut written = Vec::new();
+            body.write(&mut written).unwrap();
+            assert_eq!(body.serialized_len(), written.len(), "{suite}");
+            let auth = match suite.format_version() {
+                FormatVersion::V1 => 12 + 16,
+                FormatVersion::V2 => 16,
+            };
+            assert_eq!(written.len() + auth, m.header_len(), "{suite}");
+            assert_eq!(&ct[..written.len()], &written[..], "{suite}");
+        }
+    }
+}
