@@ -90,15 +90,7 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Gather<T> {
         cx: &mut Context<'_>,
         data: &[u8],
     ) -> Poll<io::Result<usize>> {
-        let this = self.get_mut();
-        if this.buf.len() + data.len() > GATHER_LIMIT {
-            ready!(this.poll_send(cx))?;
-            if data.len() >= GATHER_LIMIT {
-                return Pin::new(&mut this.inner).poll_write(cx, data);
-            }
-        }
-        this.buf.extend_from_slice(data);
-        Poll::Ready(Ok(data.len()))
+        self.poll_write_vectored(cx, &[io::IoSlice::new(data)])
     }
 
     fn poll_write_vectored(
