@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use aws_lc_rs::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM};
 use aws_lc_rs::encoding::{AsBigEndian, EcPublicKeyCompressedBin};
-use aws_lc_rs::hkdf;
+use aws_lc_rs::hmac;
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::rsa::{
     OaepPrivateDecryptingKey, OaepPublicEncryptingKey, PrivateDecryptingKey,
@@ -37,18 +37,19 @@ use reseal::keys::{raw_rsa, RawRsaKeyring, RsaPadding};
 
 const CARD: &[u8; 16] = b"4111111111111111";
 
-struct OkmLen(usize);
-impl hkdf::KeyType for OkmLen {
-    fn len(&self) -> usize {
-        self.0
-    }
+/// HKDF extract as the engine does it: the PRK as an HMAC key.
+fn hkdf_extract(alg: hmac::Algorithm, salt: &[u8], ikm: &[u8]) -> hmac::Key {
+    hmac::Key::new(alg, hmac::sign(&hmac::Key::new(alg, salt), ikm).as_ref())
 }
 
-fn hkdf_expand(prk: &hkdf::Prk, info: &[&[u8]], out: &mut [u8]) {
-    prk.expand(info, OkmLen(out.len()))
-        .unwrap()
-        .fill(out)
-        .unwrap();
+/// HKDF expand for at most one hash length: HMAC(PRK, info ‖ 0x01).
+fn hkdf_expand(prk: &hmac::Key, info: &[&[u8]], out: &mut [u8]) {
+    let mut ctx = hmac::Context::with_key(prk);
+    for part in info {
+        ctx.update(part);
+    }
+    ctx.update(&[1]);
+    out.copy_from_slice(&ctx.sign().as_ref()[..out.len()]);
 }
 
 fn connect_decrypt(c: &mut Criterion) {
@@ -135,7 +136,7 @@ fn connect_decrypt(c: &mut Criterion) {
             let dk = rsa
                 .decrypt(&OAEP_SHA512_MGF1SHA512, black_box(&edk), &mut buf, None)
                 .unwrap();
-            let prk = hkdf::Salt::new(hkdf::HKDF_SHA384, &[0u8; 48]).extract(dk);
+            let prk = hkdf_extract(hmac::HMAC_SHA384, &[0u8; 48], dk);
             let mut key = [0u8; 32];
             hkdf_expand(&prk, &[&suite.id_bytes(), &message_id], &mut key);
             let aead = LessSafeKey::new(UnboundKey::new(&AES_256_GCM, &key).unwrap());
@@ -208,7 +209,7 @@ fn encrypt(c: &mut Criterion, suite: AlgorithmSuite, name: &str) {
             public
                 .encrypt(&OAEP_SHA256_MGF1SHA256, &data_key, &mut edk, None)
                 .unwrap();
-            let prk = hkdf::Salt::new(hkdf::HKDF_SHA512, &message_id).extract(&data_key);
+            let prk = hkdf_extract(hmac::HMAC_SHA512, &message_id, &data_key);
             let mut key = [0u8; 32];
             let mut commit = [0u8; 32];
             hkdf_expand(&prk, &[&suite.id_bytes(), b"DERIVEKEY"], &mut key);

@@ -12,13 +12,16 @@
 //! extract and two expands (content key, commitment), AES-256-GCM seal of the
 //! header (as long as the real header) and of the frame.
 //!
+//! HKDF is done as the engine does it: one HMAC for the extract, one per output
+//! (every output fits in one hash block), the PRK's HMAC key set up once.
+//!
 //! Inputs are real messages written by the engine, cut into their parts once.
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use aws_lc_rs::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM};
-use aws_lc_rs::hkdf;
+use aws_lc_rs::hmac;
 use aws_lc_rs::rsa::{
     OaepPrivateDecryptingKey, OaepPublicEncryptingKey, PrivateDecryptingKey,
     OAEP_SHA256_MGF1SHA256, OAEP_SHA512_MGF1SHA512,
@@ -193,7 +196,7 @@ impl FloorWork {
             .connect_key
             .decrypt(&OAEP_SHA512_MGF1SHA512, &input.edk, &mut buf, None)
             .expect("floor: RSA decrypt");
-        let prk = hkdf::Salt::new(hkdf::HKDF_SHA384, &[0u8; 48]).extract(dk);
+        let prk = extract(hmac::HMAC_SHA384, &[0u8; 48], dk);
         let mut key = [0u8; 32];
         expand(
             &prk,
@@ -237,7 +240,7 @@ impl FloorWork {
         self.consumers[c]
             .encrypt(&OAEP_SHA256_MGF1SHA256, &data_key, &mut edk, None)
             .expect("floor: RSA encrypt");
-        let prk = hkdf::Salt::new(hkdf::HKDF_SHA512, &message_id).extract(&data_key);
+        let prk = extract(hmac::HMAC_SHA512, &message_id, &data_key);
         let mut key = [0u8; 32];
         let mut commit = [0u8; 32];
         expand(&prk, &[&ENVELOPE_SUITE.id_bytes(), b"DERIVEKEY"], &mut key);
@@ -333,16 +336,19 @@ pub fn measure(
     }
 }
 
-fn expand(prk: &hkdf::Prk, info: &[&[u8]], out: &mut [u8]) {
-    struct Len(usize);
-    impl hkdf::KeyType for Len {
-        fn len(&self) -> usize {
-            self.0
-        }
+/// HKDF extract: the PRK as an HMAC key, ready for every expansion.
+fn extract(alg: hmac::Algorithm, salt: &[u8], ikm: &[u8]) -> hmac::Key {
+    hmac::Key::new(alg, hmac::sign(&hmac::Key::new(alg, salt), ikm).as_ref())
+}
+
+/// HKDF expand for at most one hash length: HMAC(PRK, info ‖ 0x01), cut to length.
+fn expand(prk: &hmac::Key, info: &[&[u8]], out: &mut [u8]) {
+    let mut ctx = hmac::Context::with_key(prk);
+    for part in info {
+        ctx.update(part);
     }
-    prk.expand(info, Len(out.len()))
-        .and_then(|okm| okm.fill(out))
-        .expect("floor: hkdf");
+    ctx.update(&[1]);
+    out.copy_from_slice(&ctx.sign().as_ref()[..out.len()]);
 }
 
 /// Cuts a one-frame 0x0378 message into the primitives' inputs.

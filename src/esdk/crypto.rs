@@ -1,7 +1,7 @@
 //! Key derivation, key commitment and the AES-GCM calls, all through aws-lc-rs.
 
 use aws_lc_rs::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_128_GCM, AES_192_GCM, AES_256_GCM};
-use aws_lc_rs::hkdf;
+use aws_lc_rs::hmac;
 use zeroize::{Zeroize, Zeroizing};
 
 use super::error::{AuthenticationError, Error};
@@ -18,20 +18,62 @@ pub struct ContentKey {
     key: LessSafeKey,
 }
 
-/// Output length marker for aws-lc-rs HKDF expansion.
-struct OkmLen(usize);
-
-impl hkdf::KeyType for OkmLen {
-    fn len(&self) -> usize {
-        self.0
+fn hmac_alg(hash: KdfHash) -> hmac::Algorithm {
+    match hash {
+        KdfHash::Sha256 => hmac::HMAC_SHA256,
+        KdfHash::Sha384 => hmac::HMAC_SHA384,
+        KdfHash::Sha512 => hmac::HMAC_SHA512,
     }
 }
 
-fn hkdf_alg(hash: KdfHash) -> hkdf::Algorithm {
-    match hash {
-        KdfHash::Sha256 => hkdf::HKDF_SHA256,
-        KdfHash::Sha384 => hkdf::HKDF_SHA384,
-        KdfHash::Sha512 => hkdf::HKDF_SHA512,
+/// Largest HMAC output (SHA-512) and largest HKDF `info` the ESDK uses
+/// (suite id ‖ a v1 message id, or suite id ‖ "DERIVEKEY"), plus the counter byte.
+const MAX_HASH_LEN: usize = 64;
+const MAX_INFO_LEN: usize = 64;
+
+/// HKDF (RFC 5869) for outputs of at most one hash length, which is every key and
+/// commitment the ESDK derives: PRK = HMAC(salt, IKM), then OKM = HMAC(PRK, info ‖ 0x01)
+/// cut to length, with the PRK's HMAC key set up once for all expansions.
+///
+/// Why not `aws_lc_rs::hkdf`: its `Salt::extract` keeps the secret and runs the whole
+/// HKDF, extract included, inside every `expand`, so a committing suite (key and
+/// commitment) paid for two extracts and four HMAC key set-ups per message. Every
+/// intermediate here sits in a buffer that is wiped when dropped.
+struct Hkdf {
+    prk: hmac::Key,
+    hash_len: usize,
+}
+
+impl Hkdf {
+    fn extract(hash: KdfHash, salt: &[u8], ikm: &[u8]) -> Result<Self, Error> {
+        let alg = hmac_alg(hash);
+        let mut prk = Zeroizing::new([0u8; MAX_HASH_LEN]);
+        let prk = hmac::sign_to_buffer(&hmac::Key::new(alg, salt), ikm, &mut prk[..])
+            .map_err(|_| Error::Crypto("HKDF extract"))?;
+        Ok(Self {
+            prk: hmac::Key::new(alg, prk),
+            hash_len: hash.output_len(),
+        })
+    }
+
+    /// Fills `out` (at most one hash length) with the expansion of `info` (its parts concatenated).
+    fn expand_into(&self, info: &[&[u8]], out: &mut [u8]) -> Result<(), Error> {
+        let info_len: usize = info.iter().map(|part| part.len()).sum();
+        if out.len() > self.hash_len || info_len >= MAX_INFO_LEN {
+            return Err(Error::Crypto("HKDF expand length"));
+        }
+        let mut block = [0u8; MAX_INFO_LEN];
+        let mut at = 0;
+        for part in info {
+            block[at..at + part.len()].copy_from_slice(part);
+            at += part.len();
+        }
+        block[at] = 1; // T(1): the first and only block.
+        let mut okm = Zeroizing::new([0u8; MAX_HASH_LEN]);
+        let okm = hmac::sign_to_buffer(&self.prk, &block[..=at], &mut okm[..])
+            .map_err(|_| Error::Crypto("HKDF expand"))?;
+        out.copy_from_slice(&okm[..out.len()]);
+        Ok(())
     }
 }
 
@@ -43,14 +85,6 @@ fn aead_alg(suite: AlgorithmSuite) -> &'static aws_lc_rs::aead::Algorithm {
     }
 }
 
-fn expand(prk: &hkdf::Prk, info: &[&[u8]], len: usize) -> Result<Zeroizing<Vec<u8>>, Error> {
-    let mut out = Zeroizing::new(vec![0u8; len]);
-    prk.expand(info, OkmLen(len))
-        .and_then(|okm| okm.fill(&mut out))
-        .map_err(|_| Error::Crypto("HKDF expand"))?;
-    Ok(out)
-}
-
 /// Derives the content key and, for committing suites, the commitment value.
 pub fn derive_keys(
     suite: AlgorithmSuite,
@@ -60,28 +94,29 @@ pub fn derive_keys(
     if data_key.len() != suite.data_key_len() {
         return Err(Error::Crypto("data key length does not match the suite"));
     }
-    let (key_bytes, commitment) = match suite.kdf() {
-        Kdf::Identity => (Zeroizing::new(data_key.as_bytes().to_vec()), None),
+    let mut derived = Zeroizing::new([0u8; 32]);
+    let (key_bytes, commitment): (&[u8], _) = match suite.kdf() {
+        Kdf::Identity => (data_key.as_bytes(), None),
         Kdf::Hkdf(hash) if suite.is_committing() => {
             // v2: salt = message id (256 bits); info = suite id ‖ "DERIVEKEY" / "COMMITKEY".
-            let prk = hkdf::Salt::new(hkdf_alg(hash), message_id).extract(data_key.as_bytes());
-            let key = expand(&prk, &[&suite.id_bytes(), b"DERIVEKEY"], suite.key_len())?;
-            let commit = expand(&prk, &[b"COMMITKEY"], COMMITMENT_LEN)?;
-            let mut c = [0u8; COMMITMENT_LEN];
-            c.copy_from_slice(&commit);
-            (key, Some(c))
+            let hkdf = Hkdf::extract(hash, message_id, data_key.as_bytes())?;
+            let key = &mut derived[..suite.key_len()];
+            hkdf.expand_into(&[&suite.id_bytes(), b"DERIVEKEY"], key)?;
+            let mut commitment = [0u8; COMMITMENT_LEN];
+            hkdf.expand_into(&[b"COMMITKEY"], &mut commitment)?;
+            (key, Some(commitment))
         }
         Kdf::Hkdf(hash) => {
             // v1: salt = zeros of the hash length; info = suite id ‖ message id.
-            let zeros = [0u8; 64];
-            let prk = hkdf::Salt::new(hkdf_alg(hash), &zeros[..hash.output_len()])
-                .extract(data_key.as_bytes());
-            let key = expand(&prk, &[&suite.id_bytes(), message_id], suite.key_len())?;
+            let zeros = [0u8; MAX_HASH_LEN];
+            let hkdf = Hkdf::extract(hash, &zeros[..hash.output_len()], data_key.as_bytes())?;
+            let key = &mut derived[..suite.key_len()];
+            hkdf.expand_into(&[&suite.id_bytes(), message_id], key)?;
             (key, None)
         }
     };
     let unbound =
-        UnboundKey::new(aead_alg(suite), &key_bytes).map_err(|_| Error::Crypto("AES key"))?;
+        UnboundKey::new(aead_alg(suite), key_bytes).map_err(|_| Error::Crypto("AES key"))?;
     Ok((
         ContentKey {
             key: LessSafeKey::new(unbound),
@@ -153,5 +188,80 @@ impl ContentKey {
             return Err(on_fail.into());
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_lc_rs::hkdf;
+
+    struct Len(usize);
+    impl hkdf::KeyType for Len {
+        fn len(&self) -> usize {
+            self.0
+        }
+    }
+
+    /// The one-block HKDF gives what aws-lc-rs's HKDF gives, for every hash, output
+    /// length up to one hash length, and `info` split or whole.
+    #[test]
+    fn hkdf_matches_aws_lc_rs() {
+        let cases = [
+            (KdfHash::Sha256, hkdf::HKDF_SHA256),
+            (KdfHash::Sha384, hkdf::HKDF_SHA384),
+            (KdfHash::Sha512, hkdf::HKDF_SHA512),
+        ];
+        for (hash, alg) in cases {
+            for salt_len in [0usize, 16, 32, hash.output_len()] {
+                let salt: Vec<u8> = (0..salt_len as u8).map(|b| b.wrapping_mul(7)).collect();
+                let ikm: Vec<u8> = (0..32u8).map(|b| b ^ 0xa5).collect();
+                let ours = Hkdf::extract(hash, &salt, &ikm).unwrap();
+                let theirs = hkdf::Salt::new(alg, &salt).extract(&ikm);
+                for info in [
+                    &[][..],
+                    &[&b"\x04\x78"[..], b"DERIVEKEY"],
+                    &[&[0x01, 0x78][..], &[9u8; 16]],
+                ] {
+                    for len in [1usize, 16, 24, 32, hash.output_len()] {
+                        let mut a = vec![0u8; len];
+                        let mut b = vec![0u8; len];
+                        ours.expand_into(info, &mut a).unwrap();
+                        theirs.expand(info, Len(len)).unwrap().fill(&mut b).unwrap();
+                        assert_eq!(a, b, "{hash:?} salt {salt_len} info {info:?} len {len}");
+                    }
+                }
+            }
+        }
+    }
+
+    /// RFC 5869, test case 1 (SHA-256), cut to one block.
+    #[test]
+    fn hkdf_rfc5869_case_1() {
+        let ikm = [0x0bu8; 22];
+        let salt: Vec<u8> = (0x00..=0x0c).collect();
+        let info: Vec<u8> = (0xf0..=0xf9).collect();
+        let mut okm = [0u8; 32];
+        Hkdf::extract(KdfHash::Sha256, &salt, &ikm)
+            .unwrap()
+            .expand_into(&[&info], &mut okm)
+            .unwrap();
+        assert_eq!(
+            okm[..],
+            [
+                0x3c, 0xb2, 0x5f, 0x25, 0xfa, 0xac, 0xd5, 0x7a, 0x90, 0x43, 0x4f, 0x64, 0xd0, 0x36,
+                0x2f, 0x2a, 0x2d, 0x2d, 0x0a, 0x90, 0xcf, 0x1a, 0x5a, 0x4c, 0x5d, 0xb0, 0x2d, 0x56,
+                0xec, 0xc4, 0xc5, 0xbf
+            ]
+        );
+    }
+
+    /// Lengths past one block, or an `info` too long for the block buffer, are errors, not panics.
+    #[test]
+    fn hkdf_rejects_what_it_cannot_do() {
+        let hkdf = Hkdf::extract(KdfHash::Sha256, b"salt", b"ikm").unwrap();
+        assert!(hkdf.expand_into(&[], &mut [0u8; 33]).is_err());
+        assert!(hkdf.expand_into(&[&[0u8; 64]], &mut [0u8; 16]).is_err());
+        assert!(hkdf.expand_into(&[&[0u8; 63]], &mut [0u8; 16]).is_ok());
     }
 }
