@@ -67,19 +67,19 @@ class Run:
             for f in FAN_OUTS:
                 n = len(glob.glob(f"{d}/peak-{t}-{f}-*.json"))
                 self.rounds[(t, f)] = [
-                    (load(f"{d}/floor-{t}-{f}-{r}.json"), load(f"{d}/peak-{t}-{f}-{r}.json")) for r in range(1, n + 1)
+                    (self._bracketed(f"{d}/floor-{t}-{f}-{r}", f), load(f"{d}/peak-{t}-{f}-{r}.json"))
+                    for r in range(1, n + 1)
                 ]
         self.p70 = {(t, f): load(f"{d}/p70-{t}-{f}.json") for t in self.threads for f in FAN_OUTS}
         self.idle = {t: load(f"{d}/idle-{t}.json") for t in self.threads}
         self.python = maybe(f"{d}/python.json")
         self.rust = maybe(f"{d}/rust-esdk.json")
-        # Baselines in rounds, each right after a fresh floor: (floor, baseline) per round.
+        # Baselines in rounds between two floors: (floor file stem, baseline) per round.
         self.baseref = {}
         for which in ("python", "rust"):
             n = len(glob.glob(f"{d}/baseref-{which}-*.json"))
-            pairs = [(maybe(f"{d}/baseref-floor-{r}.json"), maybe(f"{d}/baseref-{which}-{r}.json"))
-                     for r in range(1, n + 1)]
-            self.baseref[which] = [(fl, b) for fl, b in pairs if fl and b]
+            pairs = [(f"{d}/baseref-floor-{r}", maybe(f"{d}/baseref-{which}-{r}.json")) for r in range(1, n + 1)]
+            self.baseref[which] = [(fl, b) for fl, b in pairs if os.path.exists(fl + ".json") and b]
         self.batch = [load(p) for p in sorted(glob.glob(f"{d}/batch-*.json"))]
         self.kms = [load(p) for p in sorted(glob.glob(f"{d}/kms-*.json"))]
         any_floor = sorted(glob.glob(f"{d}/floor-*.json"))
@@ -89,19 +89,28 @@ class Run:
     def _floor_of(doc, f):
         return next(r["us_per_op"] for r in doc["results"] if r["what"] == "reencrypt" and r["fan_out"] == f)
 
+    @classmethod
+    def _bracketed(cls, stem: str, f: int) -> float:
+        """The floor of one round: the mean of the floor measured just before the other side
+        (`STEM.json`) and, when there is one, just after it (`STEM-after.json`), so a drift of
+        the machine's speed during the round cancels to first order."""
+        before = cls._floor_of(load(stem + ".json"), f)
+        after = maybe(stem + "-after.json")
+        return (before + cls._floor_of(after, f)) / 2 if after else before
+
     def floor_us(self, t: int, f: int) -> float:
         """Median floor µs per request over the rounds next to the server runs (t, f)."""
-        return median(self._floor_of(fl, f) for fl, _ in self.rounds[(t, f)])
+        return median(fl for fl, _ in self.rounds[(t, f)])
 
     def cpu_us(self, t: int, f: int) -> float:
         return median(pk["server"]["cpu_us_per_request"] for _, pk in self.rounds[(t, f)])
 
     def ratio(self, t: int, f: int) -> float:
-        """Median over rounds of server CPU per request / the floor measured just before it."""
-        return median(pk["server"]["cpu_us_per_request"] / self._floor_of(fl, f) for fl, pk in self.rounds[(t, f)])
+        """Median over rounds of server CPU per request / the floor measured around it."""
+        return median(pk["server"]["cpu_us_per_request"] / fl for fl, pk in self.rounds[(t, f)])
 
     def ratios(self, t: int, f: int):
-        return [pk["server"]["cpu_us_per_request"] / self._floor_of(fl, f) for fl, pk in self.rounds[(t, f)]]
+        return [pk["server"]["cpu_us_per_request"] / fl for fl, pk in self.rounds[(t, f)]]
 
     def peak(self, t: int, f: int) -> float:
         return median(pk["requests_per_second"] for _, pk in self.rounds[(t, f)])
@@ -118,12 +127,12 @@ class Run:
         return median(vals)
 
     def baseline_ratios(self, which: str, f: int) -> list[float]:
-        """Per round: the baseline's CPU per operation / the floor measured right before it."""
+        """Per round: the baseline's CPU per operation / the floor measured around it."""
         out = []
         for fl, doc in self.baseref.get(which, []):
             b = self.baseline(doc, f)
             if b:
-                out.append(b["cpu_ms_per_op"] * 1000 / self._floor_of(fl, f))
+                out.append(b["cpu_ms_per_op"] * 1000 / self._bracketed(fl, f))
         return out
 
     def advantage(self, which: str, f: int, t: int):
@@ -248,8 +257,8 @@ def render(run: Run, command: str) -> str:
     w("### (a) The crypto floor (aws-lc-rs, one thread)")
     w("")
     w("`reseal bench floor`: the primitives only (see `src/bench/floor.rs`), CPU time of the thread, "
-      "on the server's first CPU, in slices alternating with the server runs. Medians over this run's "
-      "floor measurements:")
+      "on the server's first CPU, in slices alternating with the server runs (one before and one after "
+      "each server round; the round's floor is their mean). Medians over this run's floor measurements:")
     w("")
     w(f"- open one Connect-shaped input: {run.floor_part('open'):.0f} µs "
       "(RSA-2048 OAEP-SHA512 decrypt, HKDF, 2 AES-GCM opens, P-384 verify with point decompression)")
@@ -300,10 +309,10 @@ def render(run: Run, command: str) -> str:
     w("Decrypt the Connect input, then encrypt once per consumer, keys and clients built once "
       "(warm); one process (Python) or thread (Rust) per core; CPU time of the workers. The "
       "machine's speed drifts between the baseline runs and reseal's, so the targets above compare "
-      "each side's CPU per operation divided by a floor measured right next to it: for reseal the "
+      "each side's CPU per operation divided by a floor measured around it: for reseal the "
       "median over its rounds of server CPU / floor, for each baseline the median over "
-      f"{len(run.baseref.get('python', []))} rounds of (fresh floor, then the baseline at fan-out 1, "
-      "10 and 100). The raw per-core ratio, from one longer run of each baseline, is in this table.")
+      f"{len(run.baseref.get('python', []))} rounds of (floor, the baselines at fan-out 1, "
+      "10 and 100, floor again), each round against the mean of its two floors. The raw per-core ratio, from one longer run of each baseline, is in this table.")
     w("")
     w("| implementation | fan-out | ops/s (all cores) | CPU ms/op | ops per core-s | reseal per core-s | reseal / it |")
     w("|---|---|---|---|---|---|---|")

@@ -16,7 +16,7 @@ cd "$(dirname "$0")/.."
 ROOT=$PWD
 OUT=$ROOT/.tmp/bench
 RUN_SECONDS=10
-ROUNDS=5
+ROUNDS=7
 ROUND_SECONDS=4
 FLOOR_SECONDS=2
 RUST_ESDK=1
@@ -72,10 +72,11 @@ if [ "$RUST_ESDK" = 1 ]; then
 fi
 
 # Drift correction: the machine's speed drifts between these runs and reseal's, so the
-# targets compare each side's CPU per operation divided by a floor measured right before it.
+# targets compare each side's CPU per operation divided by a floor measured around it (the
+# mean of one floor before and one after, which cancels a steady drift during the round).
 # One floor sample carries the per-process variance (about 10 %) into the ratio, so the
-# baselines run in rounds: fresh floor, Python, Rust; the report takes the median.
-step "(b) baselines in $ROUNDS rounds, each right after a fresh floor (drift correction)"
+# baselines run in rounds: floor, Python, Rust, floor; the report takes the median.
+step "(b) baselines in $ROUNDS rounds, each between two floors (drift correction)"
 for round in $(seq 1 $ROUNDS); do
   taskset -c 0 "$BIN" bench floor --keys "$OUT/keys" --fan-out 1,10,100 --seconds "$FLOOR_SECONDS" \
     --json "$OUT/baseref-floor-$round.json" | tail -n 1
@@ -85,12 +86,14 @@ for round in $(seq 1 $ROUNDS); do
     benches/rust-esdk/target/release/rust-esdk-bench --dir "$OUT/keys" --fan-out 1,10,100 \
       --threads "$CORES" --seconds "$ROUND_SECONDS" --warmup 1 --json "$OUT/baseref-rust-$round.json" >/dev/null
   fi
+  taskset -c 0 "$BIN" bench floor --keys "$OUT/keys" --fan-out 1,10,100 --seconds "$FLOOR_SECONDS" \
+    --json "$OUT/baseref-floor-$round-after.json" >/dev/null
   echo "round $round done"
 done
 
 # (a) and (c), interleaved. This shared VM's speed drifts by 10-20 % over minutes, and a
 # process's speed varies by about 10 % from one start to the next (memory placement), so
-# each round is a fresh floor process right before a fresh server process, on the same
+# each round is a fresh server process between two fresh floor processes, on the same
 # keys; the report takes the median of the per-round ratios.
 for threads in 1 $CORES; do
   if [ "$threads" = 1 ]; then
@@ -113,6 +116,8 @@ for threads in 1 $CORES; do
         --duration "${ROUND_SECONDS}s" --warmup 1s --server-pid "$SERVER_PID" \
         --json "$OUT/peak-$threads-$fan_out-$round.json" | tail -n 1
       stop_server
+      taskset -c 0 "$BIN" bench floor --keys "$OUT/keys" --fan-out $fan_out --seconds "$FLOOR_SECONDS" \
+        --json "$OUT/floor-$threads-$fan_out-$round-after.json" >/dev/null
     done
     rate=$("$PY" -c "
 import json, statistics
