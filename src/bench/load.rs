@@ -110,6 +110,8 @@ pub struct LoadOptions {
     /// Items per `ReencryptBatch` call; 0 or 1: unary `Reencrypt`.
     pub batch: usize,
     pub server_pid: Option<u32>,
+    /// Where to write each measured call's due time and latency.
+    pub latency_trace: Option<PathBuf>,
 }
 
 /// Results of one run; latencies are per call, in microseconds.
@@ -170,6 +172,8 @@ struct PhaseResult {
     errors: u64,
     fan_out: usize,
     first_error: Option<String>,
+    /// (due, latency) in µs per call, when asked for.
+    trace: Vec<(u64, u64)>,
 }
 
 /// Runs a warm-up and a measured window against a running server.
@@ -200,7 +204,7 @@ pub async fn run(
         batch: options.batch,
     });
     if !options.warmup.is_zero() {
-        let warm = phase(&shared, options, options.warmup, u64::MAX).await;
+        let warm = phase(&shared, options, options.warmup, u64::MAX, false).await;
         if warm.requests == 0 && warm.errors > 0 {
             return Err(format!(
                 "every warm-up call failed: {}",
@@ -211,9 +215,14 @@ pub async fn run(
     }
     let before = options.server_pid.map(procfs::sample).transpose()?;
     let t0 = Instant::now();
-    let result = phase(&shared, options, options.duration, options.max_calls).await;
+    let trace = options.latency_trace.is_some();
+    let mut result = phase(&shared, options, options.duration, options.max_calls, trace).await;
     let seconds = t0.elapsed().as_secs_f64();
     let after = options.server_pid.map(procfs::sample).transpose()?;
+    if let Some(path) = &options.latency_trace {
+        write_trace(path, &mut result.trace)
+            .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    }
     let h = result
         .histogram
         .unwrap_or_else(|| Histogram::new(3).expect("histogram"));
@@ -264,6 +273,7 @@ async fn phase(
     options: &LoadOptions,
     duration: Duration,
     max_calls: u64,
+    trace: bool,
 ) -> PhaseResult {
     let issued = Arc::new(AtomicU64::new(0));
     let start = tokio::time::Instant::now();
@@ -312,6 +322,10 @@ async fn phase(
                 };
                 let outcome = call(&mut client, &shared, n as usize).await;
                 let micros = intended.elapsed().as_micros() as u64;
+                if trace {
+                    r.trace
+                        .push(((intended - start).as_micros() as u64, micros));
+                }
                 r.calls += 1;
                 match outcome {
                     Ok(fan_out) => {
@@ -340,6 +354,7 @@ async fn phase(
             total.requests += r.requests;
             total.errors += r.errors;
             total.fan_out = total.fan_out.max(r.fan_out);
+            total.trace.extend(r.trace);
             if total.first_error.is_none() {
                 total.first_error = r.first_error;
             }
@@ -396,6 +411,21 @@ async fn call(
         }
         Ok(fan_out)
     }
+}
+
+/// One line per call, in order of due time: `due_us latency_us`.
+fn write_trace(path: &std::path::Path, trace: &mut [(u64, u64)]) -> std::io::Result<()> {
+    use std::io::Write as _;
+    trace.sort_unstable();
+    let mut out = std::io::BufWriter::new(std::fs::File::create(path)?);
+    writeln!(
+        out,
+        "# due_us latency_us (µs from the start of the measured window)"
+    )?;
+    for (due, latency) in trace.iter() {
+        writeln!(out, "{due} {latency}")?;
+    }
+    out.flush()
 }
 
 fn check(r: &crate::grpc::proto::ReencryptResponse) -> Result<usize, String> {

@@ -114,6 +114,10 @@ pub struct LoadArgs {
     /// Write the report as JSON here.
     #[arg(long)]
     json: Option<PathBuf>,
+    /// Write every measured call here, one line each: when it was due and its latency, in µs
+    /// from the window's start (for where a latency tail comes from: `benches/trace_windows.py`).
+    #[arg(long)]
+    latency_trace: Option<PathBuf>,
 }
 
 pub fn run(cmd: Command) -> CliResult {
@@ -214,6 +218,7 @@ pub fn run(cmd: Command) -> CliResult {
                 rate: a.rate,
                 batch: a.batch,
                 server_pid: a.server_pid,
+                latency_trace: a.latency_trace,
             };
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()

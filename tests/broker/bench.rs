@@ -50,6 +50,7 @@ async fn setup_config_serves_and_the_load_generator_measures_it() {
         rate: None,
         batch: 0,
         server_pid: Some(std::process::id()),
+        latency_trace: None,
     };
     // Closed loop, bounded by the call count (well before the 10 s).
     let closed = load::run(&options, inputs.clone(), &input, 16)
@@ -65,13 +66,15 @@ async fn setup_config_serves_and_the_load_generator_measures_it() {
     assert!(server.cpu_seconds > 0.0 && server.cpu_us_per_request > 0.0);
     assert!(server.after.peak_rss_bytes >= server.after.rss_bytes && server.after.rss_bytes > 0);
 
-    // Open loop: about rate × duration calls, bounded by time.
+    // Open loop: about rate × duration calls, bounded by time, each one traced.
+    let trace = dir.path().join("latency-trace.txt");
     let open = load::run(
         &load::LoadOptions {
             rate: Some(40.0),
             duration: Duration::from_millis(500),
             max_calls: 1_000,
             concurrency: 4,
+            latency_trace: Some(trace.clone()),
             ..options.clone()
         },
         inputs.clone(),
@@ -82,6 +85,26 @@ async fn setup_config_serves_and_the_load_generator_measures_it() {
     .unwrap();
     assert_eq!(open.errors, 0);
     assert!((18..=22).contains(&open.calls), "{} calls", open.calls);
+    // One line per call, in order of due time, one every 25 ms (a call released by the
+    // millisecond timer is due when released; a late one when it was scheduled).
+    let text = std::fs::read_to_string(&trace).unwrap();
+    let calls: Vec<(u64, u64)> = text
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .map(|l| {
+            let (due, latency) = l.split_once(' ').unwrap();
+            (due.parse().unwrap(), latency.parse().unwrap())
+        })
+        .collect();
+    assert_eq!(calls.len() as u64, open.calls);
+    for (n, (due, latency)) in calls.iter().enumerate() {
+        let scheduled = n as u64 * 25_000;
+        assert!(
+            *due + 1_000 >= scheduled && *due < scheduled + 25_000,
+            "call {n} due at {due} µs"
+        );
+        assert!(*latency > 0 && *latency <= open.latency_us.max + 1000);
+    }
 
     // Batches count their items as requests.
     let batched = load::run(
