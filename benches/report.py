@@ -261,9 +261,9 @@ def render(run: Run, command: str) -> str:
       "each server round; the round's floor is their mean). Medians over this run's floor measurements:")
     w("")
     w(f"- open one Connect-shaped input: {run.floor_part('open'):.0f} µs "
-      "(RSA-2048 OAEP-SHA512 decrypt, HKDF, 2 AES-GCM opens, P-384 verify with point decompression)")
+      "(RSA-2048 OAEP-SHA512 decrypt, HKDF-SHA384 (one extract, one expand), 2 AES-GCM opens, P-384 verify with point decompression)")
     w(f"- seal one 0x0478 envelope: {run.floor_part('seal'):.1f} µs "
-      "(2 random draws, RSA-2048 OAEP-SHA256 encrypt, 3 HKDF steps, 2 AES-GCM seals)")
+      "(2 random draws, RSA-2048 OAEP-SHA256 encrypt, HKDF-SHA512 (one extract, two expands), 2 AES-GCM seals)")
     w("")
 
     # reseal.
