@@ -195,7 +195,9 @@ def render(run: Run, command: str) -> str:
       "comes from that one run (raw JSON in `.tmp/bench/`).")
     w("")
     w(f"- Machine: {run.floor_meta.get('machine', platform.platform())}")
-    w(f"- reseal {cmd('git', 'describe', '--always', '--dirty')}, {cmd('rustc', '--version')}, "
+    revision = (open(f"{run.d}/revision").read().strip() if os.path.exists(f"{run.d}/revision")
+                else cmd('git', 'describe', '--always', '--dirty'))
+    w(f"- reseal {revision}, {cmd('rustc', '--version')}, "
       f"aws-lc-rs {run.floor_meta.get('aws_lc_rs', '?')}")
     if py_v:
         w(f"- Python ESDK: aws-encryption-sdk {py_v.get('aws-encryption-sdk')}, cryptography "
@@ -243,7 +245,7 @@ def render(run: Run, command: str) -> str:
             flags.append(adv >= need)
             rounds = run.baseline_ratios(which, f)
             how = ("; its CPU / floor in rounds " + " ".join(f"{x:.2f}" for x in rounds)) if rounds else ""
-            cells.append(f"{per_core:.0f} vs {theirs:.0f} /core-s{how}; drift-corrected **{adv:.1f}×**")
+            cells.append(f"{per_core:.0f} vs {theirs:.0f} /core-s{how}; drift-corrected **{adv:.2f}×**")
         w(f"| throughput per core vs {name} (≥ {need}×) | " + " | ".join(cells) + f" | {ok(all(flags))} |")
         cells = []
         for f in FAN_OUTS:

@@ -40,6 +40,9 @@ rm -f "$OUT"/*.json "$OUT"/*.trace
 
 step "build (release)"
 cargo build --release --locked --bin reseal
+# The revision measured is the one built now; the report is written later, by when the
+# working tree holds its own edits.
+git describe --always --dirty >"$OUT/revision" 2>/dev/null || echo unknown >"$OUT/revision"
 
 step "Python tooling (.venv)"
 [ -x .venv/bin/python ] || python3 -m venv .venv
@@ -124,7 +127,7 @@ for threads in 1 $CORES; do
 import json, statistics
 print(round(0.7 * statistics.median(json.load(open(f'$OUT/peak-$threads-$fan_out-{r}.json'))['requests_per_second'] for r in range(1, $ROUNDS + 1)), 1))")
     # The tail of one 10-second window depends on what else the VM's host did in it
-    # (back-to-back runs of the same server gave p99 / p50 from 2.6 to 9.4), so the open
+    # (nine runs in one configuration gave p99 / p50 from 2.8 to 8.6), so the open
     # loop runs in rounds, each on a fresh server, with every call's latency kept: the
     # report gives each round's ratio, their median, and the p99 of all calls pooled.
     for round in $(seq 1 $P70_ROUNDS); do
