@@ -9,6 +9,9 @@
 //!   Primitives: random data key and message id, RSA-OAEP encrypt,
 //!   HKDF-SHA512 (key and commitment), AES-256-GCM seal of header and frame;
 //!   for 0x0578 also P-384 key generation, compressed-point encoding and signing.
+//! * `p384_decompress`: the signer's key of a signed message, from its
+//!   compressed form to a parsed key: reseal's decompression then aws-lc-rs's
+//!   parse of the full point, against aws-lc-rs's parse of the compressed one.
 //!
 //! Run: `cargo bench --bench engine` (results in BENCHMARKS.md).
 
@@ -169,6 +172,30 @@ fn connect_decrypt(c: &mut Criterion) {
     g.finish();
 }
 
+fn p384_decompress(c: &mut Criterion) {
+    let pair = EcdsaKeyPair::generate(&ECDSA_P384_SHA384_ASN1_SIGNING).unwrap();
+    let compressed: EcPublicKeyCompressedBin<'_> = pair.public_key().as_be_bytes().unwrap();
+    let compressed: [u8; 49] = compressed.as_ref().try_into().unwrap();
+    let mut g = c.benchmark_group("p384_decompress");
+    g.bench_function("engine", |b| {
+        b.iter(|| {
+            let point = esdk::p384::decompress(black_box(&compressed)).unwrap();
+            black_box(
+                UnparsedPublicKey::new(&ECDSA_P384_SHA384_ASN1, point)
+                    .parse()
+                    .unwrap(),
+            );
+        })
+    });
+    g.bench_function("aws_lc_rs", |b| {
+        b.iter(|| {
+            let key = UnparsedPublicKey::new(&ECDSA_P384_SHA384_ASN1, black_box(&compressed));
+            black_box(key.parse().unwrap());
+        })
+    });
+    g.finish();
+}
+
 fn encrypt(c: &mut Criterion, suite: AlgorithmSuite, name: &str) {
     let (_private_pem, public_pem) = raw_rsa::generate_pem(2048).unwrap();
     let recipient = RawRsaKeyring::from_public_pem(
@@ -256,5 +283,11 @@ fn encrypt_0578(c: &mut Criterion) {
     );
 }
 
-criterion_group!(benches, connect_decrypt, encrypt_0478, encrypt_0578);
+criterion_group!(
+    benches,
+    connect_decrypt,
+    p384_decompress,
+    encrypt_0478,
+    encrypt_0578
+);
 criterion_main!(benches);

@@ -21,6 +21,7 @@ pub mod header;
 pub mod keyring;
 pub mod limits;
 pub mod message;
+pub mod p384;
 pub mod signature;
 pub mod suite;
 

@@ -14,6 +14,7 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 
 use super::error::{AuthenticationError, ContextError, Error};
+use super::p384;
 use super::suite::SignatureCurve;
 
 /// A per-message signing key (the ESDK generates one per message or per cached materials).
@@ -86,13 +87,18 @@ impl VerificationKey {
         if bytes.len() != expected_len || !(bytes[0] == 0x02 || bytes[0] == 0x03) {
             return Err(ContextError::InvalidVerificationKey.into());
         }
-        let alg = match curve {
-            SignatureCurve::P256 => &ECDSA_P256_SHA256_ASN1,
-            SignatureCurve::P384 => &ECDSA_P384_SHA384_ASN1,
+        let parsed = match curve {
+            SignatureCurve::P256 => UnparsedPublicKey::new(&ECDSA_P256_SHA256_ASN1, &bytes).parse(),
+            // aws-lc decompresses P-384 points in generic bignum code; see `p384`.
+            SignatureCurve::P384 => {
+                let compressed = bytes.as_slice().try_into().ok();
+                let point = compressed
+                    .and_then(p384::decompress)
+                    .ok_or(ContextError::InvalidVerificationKey)?;
+                UnparsedPublicKey::new(&ECDSA_P384_SHA384_ASN1, point).parse()
+            }
         };
-        let key = UnparsedPublicKey::new(alg, bytes)
-            .parse()
-            .map_err(|_| ContextError::InvalidVerificationKey)?;
+        let key = parsed.map_err(|_| ContextError::InvalidVerificationKey)?;
         Ok(VerificationKey { key })
     }
 
