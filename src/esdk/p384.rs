@@ -121,6 +121,7 @@ fn sbb(a: u64, b: u64, borrow: u64) -> (u64, u64) {
     (t as u64, (t >> 127) as u64)
 }
 
+#[inline(always)]
 fn mul(a: &Fe, b: &Fe) -> Fe {
     let mut t = [0u64; 12];
     for i in 0..6 {
@@ -134,6 +135,7 @@ fn mul(a: &Fe, b: &Fe) -> Fe {
 }
 
 /// `a²` with each cross product computed once.
+#[inline(always)]
 fn square(a: &Fe) -> Fe {
     let mut t = [0u64; 12];
     for i in 0..6 {
@@ -161,7 +163,7 @@ fn square(a: &Fe) -> Fe {
 /// `lo + hi · 2^384 mod 2^(64·M)`, with 2^384 replaced by [`FOLD`]. `M` must
 /// hold the sum (the callers' bounds say it does).
 #[inline(always)]
-fn fold<const N: usize, const M: usize>(lo: &[u64], hi: &[u64]) -> [u64; M] {
+fn fold<const N: usize, const M: usize>(lo: &[u64; 6], hi: &[u64; N]) -> [u64; M] {
     let mut r = [0u64; M];
     for i in 0..N {
         let mut carry = 0;
@@ -178,23 +180,34 @@ fn fold<const N: usize, const M: usize>(lo: &[u64], hi: &[u64]) -> [u64; M] {
 }
 
 /// A 768-bit product modulo p. FOLD < 2^129, so each fold shrinks the high
-/// part: t < 2^768 → < 2^514 → < 2^384 + 2^259 → < 2^384 + 2^129.
+/// part: t < 2^768 → r < 2^514 → s < 2^384 + 2^259. If s ≥ 2^384 its low part
+/// is below 2^259, so the third fold ends below 2^259 + 2^129: it never
+/// carries out, and what is left is below 2^384 < 2p, one subtraction from p.
+#[inline(always)]
 fn reduce(t: &[u64; 12]) -> Fe {
-    let r: [u64; 10] = fold::<6, 10>(&t[..6], &t[6..]);
-    let s: [u64; 7] = fold::<4, 7>(&r[..6], &r[6..]);
-    let u: [u64; 7] = fold::<1, 7>(&s[..6], &s[6..]);
-    let mut out: Fe = [u[0], u[1], u[2], u[3], u[4], u[5]];
-    if u[6] != 0 {
-        // Here out < 2^129, so adding FOLD (< 2^129) once more cannot carry out.
-        let mut carry = 0;
-        for (k, limb) in out.iter_mut().enumerate() {
-            (*limb, carry) = adc(*limb, if k < 3 { FOLD[k] } else { 0 }, carry);
-        }
+    let (t_lo, t_hi) = split::<12, 6>(t);
+    let r: [u64; 10] = fold(&t_lo, &t_hi);
+    let (r_lo, r_hi) = split::<10, 4>(&r);
+    let s: [u64; 7] = fold(&r_lo, &r_hi);
+    let (s_lo, s_hi) = split::<7, 1>(&s);
+    let u: [u64; 7] = fold(&s_lo, &s_hi);
+    debug_assert_eq!(u[6], 0);
+    let out: Fe = [u[0], u[1], u[2], u[3], u[4], u[5]];
+    if below_p(&out) {
+        out
+    } else {
+        sub_raw(&out, &P).0
     }
-    while !below_p(&out) {
-        out = sub_raw(&out, &P).0;
-    }
-    out
+}
+
+/// The low six limbs and the `H` above them.
+#[inline(always)]
+fn split<const L: usize, const H: usize>(t: &[u64; L]) -> (Fe, [u64; H]) {
+    let mut lo = [0u64; 6];
+    let mut hi = [0u64; H];
+    lo.copy_from_slice(&t[..6]);
+    hi.copy_from_slice(&t[6..]);
+    (lo, hi)
 }
 
 fn add(a: &Fe, b: &Fe) -> Fe {
@@ -259,6 +272,7 @@ mod tests {
         EcdsaKeyPair, KeyPair, UnparsedPublicKey, ECDSA_P384_SHA384_ASN1,
         ECDSA_P384_SHA384_ASN1_SIGNING,
     };
+    use proptest::prelude::*;
 
     fn key_pair() -> (Vec<u8>, Vec<u8>) {
         let pair = EcdsaKeyPair::generate(&ECDSA_P384_SHA384_ASN1_SIGNING).unwrap();
@@ -328,6 +342,87 @@ mod tests {
             refused += usize::from(!lc);
         }
         assert!(refused > 10 && refused < 54, "{refused} of 64 refused");
+    }
+
+    proptest! {
+        /// Any x, either parity: refused exactly when aws-lc refuses the
+        /// compressed point; otherwise the point has that x and parity and
+        /// aws-lc accepts it (only one point has both).
+        #[test]
+        fn agrees_with_aws_lc_on_any_x(
+            x in proptest::collection::vec(any::<u8>(), 48),
+            odd in any::<bool>(),
+        ) {
+            let c = compressed(if odd { 0x03 } else { 0x02 }, &x);
+            let lc = UnparsedPublicKey::new(&ECDSA_P384_SHA384_ASN1, &c).parse().is_ok();
+            match decompress(&c) {
+                None => prop_assert!(!lc),
+                Some(u) => {
+                    prop_assert!(lc);
+                    prop_assert_eq!(&u[1..49], &x[..]);
+                    prop_assert_eq!(u[96] & 1 == 1, odd);
+                    let full = UnparsedPublicKey::new(&ECDSA_P384_SHA384_ASN1, u);
+                    prop_assert!(full.parse().is_ok());
+                }
+            }
+        }
+    }
+
+    /// t mod p one bit at a time: slow, and obviously right.
+    fn reduce_by_bits(t: &[u64; 12]) -> Fe {
+        let mut r = [0u64; 7];
+        for bit in (0..768).rev() {
+            let mut carry = (t[bit / 64] >> (bit % 64)) & 1;
+            for limb in r.iter_mut() {
+                let next = *limb >> 63;
+                *limb = (*limb << 1) | carry;
+                carry = next;
+            }
+            let (low, borrow) = sub_raw(&[r[0], r[1], r[2], r[3], r[4], r[5]], &P);
+            if r[6] == 1 || borrow == 0 {
+                r = [low[0], low[1], low[2], low[3], low[4], low[5], 0];
+            }
+        }
+        [r[0], r[1], r[2], r[3], r[4], r[5]]
+    }
+
+    /// Limbs that sit at the edges of the folds: 0, 1, all ones, p's limbs, FOLD's.
+    fn edge_limb() -> impl Strategy<Value = u64> {
+        prop_oneof![
+            Just(0u64),
+            Just(1),
+            Just(u64::MAX),
+            Just(u64::MAX - 1),
+            Just(P[0]),
+            Just(P[1]),
+            Just(FOLD[0]),
+            any::<u64>(),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn reduction_matches_bit_by_bit_division(
+            t in proptest::collection::vec(edge_limb(), 12),
+        ) {
+            let t: [u64; 12] = t.try_into().unwrap();
+            prop_assert_eq!(reduce(&t), reduce_by_bits(&t));
+        }
+    }
+
+    #[test]
+    fn reduction_of_fixed_edge_values() {
+        let mut cases = vec![[0u64; 12], [u64::MAX; 12]];
+        for shift in [0, 6] {
+            for value in [P, sub_raw(&P, &[1, 0, 0, 0, 0, 0]).0, [u64::MAX; 6]] {
+                let mut t = [0u64; 12];
+                t[shift..shift + 6].copy_from_slice(&value);
+                cases.push(t);
+            }
+        }
+        for t in cases {
+            assert_eq!(reduce(&t), reduce_by_bits(&t), "{t:x?}");
+        }
     }
 
     #[test]
