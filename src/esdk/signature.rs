@@ -82,7 +82,7 @@ impl VerificationKey {
             .map_err(|_| ContextError::InvalidVerificationKey)?;
         let expected_len = match curve {
             SignatureCurve::P256 => 33,
-            SignatureCurve::P384 => 49,
+            SignatureCurve::P384 => p384::COMPRESSED_LEN,
         };
         if bytes.len() != expected_len || !(bytes[0] == 0x02 || bytes[0] == 0x03) {
             return Err(ContextError::InvalidVerificationKey.into());
