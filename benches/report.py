@@ -312,6 +312,13 @@ def render(run: Run, command: str) -> str:
       "(2 random draws, RSA-2048 OAEP-SHA256 encrypt, HKDF-SHA512 (one extract, two expands), 2 AES-GCM seals)")
     w("")
 
+    def machine_split(qs: list) -> str:
+        ms = [q["machine"] for q in qs if q.get("machine")]
+        if not ms:
+            return ""
+        return (f" / {median(m['load_generator_cores_busy'] for m in ms):.2f}"
+                f" / {median(m['other_cores_busy'] for m in ms):.2f}")
+
     # reseal.
     w("### (c) reseal over gRPC")
     w("")
@@ -319,10 +326,11 @@ def render(run: Run, command: str) -> str:
       "the median round), then an open loop at 70% of that peak, in rounds on fresh servers (a "
       "call that goes out on time is timed from its release, a late one from its scheduled time; "
       "latencies at 70% are over every call of every round). CPU and RSS of the server "
-      "process from `/proc`.")
+      "process from `/proc`; at 70%, the cores busy are split into the server, the load generator "
+      "and everything else on the machine (`/proc/stat` less the two), medians over the rounds.")
     w("")
     w("| worker threads | fan-out | peak req/s | server CPU µs/req | floor µs/req | cores busy | p50 / p99 ms at peak "
-      "| rate at 70% | server CPU µs/req at 70% | cores busy at 70% | p50 / p90 / p99 / max ms at 70% | peak RSS MiB |")
+      "| rate at 70% | server CPU µs/req at 70% | cores busy at 70%: server / load generator / other | p50 / p90 / p99 / max ms at 70% | peak RSS MiB |")
     w("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for t in run.threads:
         for f in FAN_OUTS:
@@ -331,7 +339,7 @@ def render(run: Run, command: str) -> str:
             w(f"| {t} | {f} | {run.peak(t, f):.0f} | {run.cpu_us(t, f):.0f} | {run.floor_us(t, f):.0f} "
               f"| {p['server']['cores_busy']:.2f} | {lp['p50'] / 1000:.2f} / {lp['p99'] / 1000:.2f} "
               f"| {run.p70_rate(t, f):.0f} | {median(q['server']['cpu_us_per_request'] for q in qs):.0f} "
-              f"| {median(q['server']['cores_busy'] for q in qs):.2f} "
+              f"| {median(q['server']['cores_busy'] for q in qs):.2f}{machine_split(qs)} "
               f"| {lq['p50'] / 1000:.2f} / {lq['p90'] / 1000:.2f} / {lq['p99'] / 1000:.2f} / "
               f"{lq['max'] / 1000:.2f} | {max(q['server']['after']['peak_rss_bytes'] for q in qs) / 2**20:.1f} |")
     w("")

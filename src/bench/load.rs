@@ -5,10 +5,14 @@
 //! calls are scheduled at fixed intervals and latency is measured from the
 //! scheduled time, so a stalled server is not hidden by callers that wait
 //! (no coordinated omission); a call that goes out on time is timed from when
-//! the timer released it. Every loop is bounded in time and in count.
+//! the timer released it. The open loop's warm-up is the first part of the same
+//! schedule, so the measured window starts at the offered rate, not from a
+//! drained server. Every loop is bounded in time and in count.
 //!
 //! Server CPU seconds per request and RSS come from `/proc/PID` of the server
-//! (`server_pid`), read around the measured window only (not the warm-up).
+//! (`server_pid`), read around the measured window only (not the warm-up);
+//! the load generator's own CPU and everything else's come from `/proc/self`
+//! and `/proc/stat` over the same window.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -18,7 +22,7 @@ use std::time::{Duration, Instant};
 use hdrhistogram::Histogram;
 use tonic::transport::Channel;
 
-use super::procfs::{self, ProcSample};
+use super::procfs::{self, MachineSample, ProcSample};
 use crate::esdk::{self, AlgorithmSuite, EncryptionContext, EncryptionMaterials};
 use crate::grpc::proto::reencrypt_service_client::ReencryptServiceClient;
 use crate::grpc::proto::{reencrypt_request::Input, ReencryptBatchRequest, ReencryptRequest};
@@ -132,7 +136,25 @@ pub struct LoadReport {
     pub requests_per_second: f64,
     pub latency_us: Latency,
     pub server: Option<ServerUsage>,
+    /// The whole machine over the measured window, to tell the server's share
+    /// from the load generator's and from everything else's.
+    pub machine: Option<MachineUsage>,
     pub first_error: Option<String>,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct MachineUsage {
+    /// All CPUs' busy time over wall time.
+    pub cores_busy: f64,
+    /// This load generator's CPU time over wall time, and per call.
+    pub load_generator_cores_busy: f64,
+    pub load_generator_cpu_us_per_call: f64,
+    /// What neither the server nor the load generator used: other processes,
+    /// kernel threads, interrupts.
+    pub other_cores_busy: f64,
+    /// Time the hypervisor kept CPUs from running, over wall time (0 where the
+    /// kernel does not report it).
+    pub steal_cores: f64,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -203,30 +225,67 @@ pub async fn run(
         route: options.route.clone(),
         batch: options.batch,
     });
-    if !options.warmup.is_zero() {
-        let warm = phase(&shared, options, options.warmup, u64::MAX, false).await;
-        if warm.requests == 0 && warm.errors > 0 {
-            return Err(format!(
-                "every warm-up call failed: {}",
-                warm.first_error.unwrap_or_default()
-            )
-            .into());
-        }
-    }
-    let before = options.server_pid.map(procfs::sample).transpose()?;
-    let t0 = Instant::now();
     let trace = options.latency_trace.is_some();
-    let mut result = phase(&shared, options, options.duration, options.max_calls, trace).await;
+    let (mut result, before, t0, window_start_ns) = match options.rate {
+        // Open loop: one schedule from the first call to the last, the warm-up being
+        // its first calls, so the measured window starts with the server already at
+        // the offered rate (no drained pause, no start-up burst to skew the tail).
+        Some(rate) => {
+            let start = tokio::time::Instant::now();
+            let measured_from = start + options.warmup;
+            let first_recorded = (options.warmup.as_secs_f64() * rate).ceil() as u64;
+            let schedule = Schedule {
+                start,
+                deadline: measured_from + options.duration,
+                first_recorded,
+                end: first_recorded.saturating_add(options.max_calls),
+            };
+            let pid = options.server_pid;
+            let (result, (before, t0, window_start_ns)) =
+                tokio::join!(phase(&shared, options, schedule, trace), async move {
+                    tokio::time::sleep_until(measured_from).await;
+                    (Around::sample(pid), Instant::now(), monotonic_ns())
+                });
+            (result, before?, t0, window_start_ns)
+        }
+        None => {
+            if !options.warmup.is_zero() {
+                let warm = phase(
+                    &shared,
+                    options,
+                    Schedule::closed(options.warmup, u64::MAX),
+                    false,
+                )
+                .await;
+                if warm.requests == 0 && warm.errors > 0 {
+                    return Err(format!(
+                        "every warm-up call failed: {}",
+                        warm.first_error.unwrap_or_default()
+                    )
+                    .into());
+                }
+            }
+            let before = Around::sample(options.server_pid)?;
+            let (t0, window_start_ns) = (Instant::now(), monotonic_ns());
+            let schedule = Schedule::closed(options.duration, options.max_calls);
+            (
+                phase(&shared, options, schedule, trace).await,
+                before,
+                t0,
+                window_start_ns,
+            )
+        }
+    };
     let seconds = t0.elapsed().as_secs_f64();
-    let after = options.server_pid.map(procfs::sample).transpose()?;
+    let after = Around::sample(options.server_pid)?;
     if let Some(path) = &options.latency_trace {
-        write_trace(path, &mut result.trace)
+        write_trace(path, window_start_ns, &mut result.trace)
             .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
     }
     let h = result
         .histogram
         .unwrap_or_else(|| Histogram::new(3).expect("histogram"));
-    let server = match (options.server_pid, before, after) {
+    let server = match (options.server_pid, before.server, after.server) {
         (Some(pid), Some(before), Some(after)) => {
             let cpu = after.cpu_seconds - before.cpu_seconds;
             Some(ServerUsage {
@@ -236,6 +295,21 @@ pub async fn run(
                 cores_busy: cpu / seconds,
                 before,
                 after,
+            })
+        }
+        _ => None,
+    };
+    let machine = match (before.machine, after.machine, before.client, after.client) {
+        (Some(m0), Some(m1), Some(c0), Some(c1)) => {
+            let client = c1.cpu_seconds - c0.cpu_seconds;
+            let busy = m1.busy_seconds - m0.busy_seconds;
+            let server_cpu = server.as_ref().map_or(0.0, |s| s.cpu_seconds);
+            Some(MachineUsage {
+                cores_busy: busy / seconds,
+                load_generator_cores_busy: client / seconds,
+                load_generator_cpu_us_per_call: client * 1e6 / result.calls.max(1) as f64,
+                other_cores_busy: (busy - client - server_cpu).max(0.0) / seconds,
+                steal_cores: (m1.steal_seconds - m0.steal_seconds) / seconds,
             })
         }
         _ => None,
@@ -263,21 +337,72 @@ pub async fn run(
             mean: h.mean(),
         },
         server,
+        machine,
         first_error: result.first_error,
     })
 }
 
-/// `concurrency` callers until `duration` has passed or `max_calls` were issued.
+/// Counters read at each end of the measured window: the server's, this
+/// process's and the machine's (the last two only on Linux; None elsewhere).
+struct Around {
+    server: Option<ProcSample>,
+    client: Option<ProcSample>,
+    machine: Option<MachineSample>,
+}
+
+impl Around {
+    fn sample(server_pid: Option<u32>) -> std::io::Result<Self> {
+        Ok(Around {
+            server: server_pid.map(procfs::sample).transpose()?,
+            client: procfs::sample(std::process::id()).ok(),
+            machine: procfs::machine_sample().ok(),
+        })
+    }
+}
+
+/// Which calls a phase issues and which of them it records.
+#[derive(Clone, Copy)]
+struct Schedule {
+    start: tokio::time::Instant,
+    /// No call is issued at or after this instant.
+    deadline: tokio::time::Instant,
+    /// Calls numbered below this are warm-up: issued, not recorded.
+    first_recorded: u64,
+    /// Calls numbered from this on are not issued.
+    end: u64,
+}
+
+impl Schedule {
+    fn closed(duration: Duration, max_calls: u64) -> Self {
+        let start = tokio::time::Instant::now();
+        Schedule {
+            start,
+            deadline: start + duration,
+            first_recorded: 0,
+            end: max_calls,
+        }
+    }
+}
+
+/// `concurrency` callers until the schedule's deadline or its last call.
 async fn phase(
     shared: &Arc<Shared>,
     options: &LoadOptions,
-    duration: Duration,
-    max_calls: u64,
+    schedule: Schedule,
     trace: bool,
 ) -> PhaseResult {
     let issued = Arc::new(AtomicU64::new(0));
-    let start = tokio::time::Instant::now();
-    let deadline = start + duration;
+    let Schedule {
+        start,
+        deadline,
+        first_recorded,
+        end,
+    } = schedule;
+    // Due times in the trace count from the start of the measured window.
+    let window_start = match options.rate {
+        Some(rate) => start + Duration::from_secs_f64(first_recorded as f64 / rate),
+        None => start,
+    };
     let mut tasks = Vec::new();
     for worker in 0..options.concurrency.max(1) {
         let shared = shared.clone();
@@ -291,7 +416,7 @@ async fn phase(
             };
             loop {
                 let n = issued.fetch_add(1, Ordering::Relaxed);
-                if n >= max_calls {
+                if n >= end {
                     break;
                 }
                 let intended = match rate {
@@ -321,10 +446,13 @@ async fn phase(
                     }
                 };
                 let outcome = call(&mut client, &shared, n as usize).await;
+                if n < first_recorded {
+                    continue;
+                }
                 let micros = intended.elapsed().as_micros() as u64;
                 if trace {
-                    r.trace
-                        .push(((intended - start).as_micros() as u64, micros));
+                    let due = intended.saturating_duration_since(window_start);
+                    r.trace.push((due.as_micros() as u64, micros));
                 }
                 r.calls += 1;
                 match outcome {
@@ -364,6 +492,17 @@ async fn phase(
         }
     }
     total
+}
+
+/// `CLOCK_MONOTONIC` now, in nanoseconds (what `Instant` reads on Linux).
+fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes one timespec through a valid pointer.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
 /// One call; Ok(consumers per request) when every envelope came back.
@@ -414,7 +553,13 @@ async fn call(
 }
 
 /// One line per call, in order of due time: `due_us latency_us`.
-fn write_trace(path: &std::path::Path, trace: &mut [(u64, u64)]) -> std::io::Result<()> {
+/// The header gives the window's start on `CLOCK_MONOTONIC`, the clock of
+/// `perf record -k CLOCK_MONOTONIC`, to line calls up with a system trace.
+fn write_trace(
+    path: &std::path::Path,
+    window_start_ns: u64,
+    trace: &mut [(u64, u64)],
+) -> std::io::Result<()> {
     use std::io::Write as _;
     trace.sort_unstable();
     let mut out = std::io::BufWriter::new(std::fs::File::create(path)?);
@@ -422,6 +567,7 @@ fn write_trace(path: &std::path::Path, trace: &mut [(u64, u64)]) -> std::io::Res
         out,
         "# due_us latency_us (µs from the start of the measured window)"
     )?;
+    writeln!(out, "# window_start_monotonic_ns {window_start_ns}")?;
     for (due, latency) in trace.iter() {
         writeln!(out, "{due} {latency}")?;
     }
@@ -454,8 +600,15 @@ pub fn print_row(r: &LoadReport) {
         ),
         None => ("-".into(), "-".into(), "-".into()),
     };
+    let (client, other) = match &r.machine {
+        Some(m) => (
+            format!("{:.2}", m.load_generator_cores_busy),
+            format!("{:.2}", m.other_cores_busy),
+        ),
+        None => ("-".into(), "-".into()),
+    };
     println!(
-        "{:>8} {:>6} {:>5} {:>8} {:>9.0} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>9} {:>6} {:>9} {:>6}",
+        "{:>8} {:>6} {:>5} {:>8} {:>9.0} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>9} {:>6} {:>9} {:>6} {:>6} {:>6}",
         r.fan_out,
         r.concurrency,
         r.batch,
@@ -470,13 +623,15 @@ pub fn print_row(r: &LoadReport) {
         cpu,
         cores,
         rss,
+        client,
+        other,
         r.errors
     );
 }
 
 pub fn print_header() {
     println!(
-        "{:>8} {:>6} {:>5} {:>8} {:>9} {:>8} {:>8} {:>8} {:>8} {:>9} {:>6} {:>9} {:>6}",
+        "{:>8} {:>6} {:>5} {:>8} {:>9} {:>8} {:>8} {:>8} {:>8} {:>9} {:>6} {:>9} {:>6} {:>6} {:>6}",
         "fan-out",
         "conc",
         "batch",
@@ -489,6 +644,8 @@ pub fn print_header() {
         "cpu µs/rq",
         "cores",
         "peak MiB",
+        "client",
+        "other",
         "errors"
     );
 }

@@ -46,6 +46,36 @@ pub fn sample(pid: u32) -> io::Result<ProcSample> {
     })
 }
 
+/// One reading of the whole machine's CPU counters (`/proc/stat`, all CPUs).
+#[derive(Debug, Clone, Copy, Default, serde::Serialize)]
+pub struct MachineSample {
+    /// CPU time spent running anything: user, nice, system, irq, softirq.
+    pub busy_seconds: f64,
+    /// Time the hypervisor ran something else while a CPU wanted to run.
+    pub steal_seconds: f64,
+}
+
+/// Reads the first (`cpu`, all CPUs summed) line of `/proc/stat`.
+pub fn machine_sample() -> io::Result<MachineSample> {
+    let stat = std::fs::read_to_string("/proc/stat")?;
+    let line = stat
+        .lines()
+        .find(|l| l.starts_with("cpu "))
+        .ok_or_else(|| io::Error::other("no cpu line in /proc/stat"))?;
+    let ticks: Vec<f64> = line
+        .split_whitespace()
+        .skip(1)
+        .map(|f| f.parse::<f64>().unwrap_or(0.0))
+        .collect();
+    let at = |i: usize| ticks.get(i).copied().unwrap_or(0.0);
+    let hz = clock_ticks_per_second();
+    // user nice system idle iowait irq softirq steal (guest time is inside user)
+    Ok(MachineSample {
+        busy_seconds: (at(0) + at(1) + at(2) + at(5) + at(6)) / hz,
+        steal_seconds: at(7) / hz,
+    })
+}
+
 fn clock_ticks_per_second() -> f64 {
     // SAFETY: sysconf has no preconditions; it only reads a constant.
     let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };

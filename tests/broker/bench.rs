@@ -65,8 +65,15 @@ async fn setup_config_serves_and_the_load_generator_measures_it() {
     let server = closed.server.as_ref().unwrap();
     assert!(server.cpu_seconds > 0.0 && server.cpu_us_per_request > 0.0);
     assert!(server.after.peak_rss_bytes >= server.after.rss_bytes && server.after.rss_bytes > 0);
+    // The machine's share: this process is both ends here, so it did all of it.
+    let machine = closed.machine.as_ref().expect("Linux reports the machine");
+    assert!(
+        machine.load_generator_cores_busy > 0.0 && machine.load_generator_cpu_us_per_call > 0.0
+    );
+    assert!(machine.cores_busy > 0.0 && machine.other_cores_busy >= 0.0);
 
-    // Open loop: about rate × duration calls, bounded by time, each one traced.
+    // Open loop: about rate × duration calls, bounded by time, each one traced; the
+    // warm-up is the schedule's first calls (100 ms at 40/s: 4), issued, not counted.
     let trace = dir.path().join("latency-trace.txt");
     let open = load::run(
         &load::LoadOptions {
@@ -88,6 +95,14 @@ async fn setup_config_serves_and_the_load_generator_measures_it() {
     // One line per call, in order of due time, one every 25 ms (a call released by the
     // millisecond timer is due when released; a late one when it was scheduled).
     let text = std::fs::read_to_string(&trace).unwrap();
+    // The window's start on CLOCK_MONOTONIC, to line the calls up with a system trace.
+    let start_ns: u64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("# window_start_monotonic_ns "))
+        .expect("trace header with the window start")
+        .parse()
+        .unwrap();
+    assert!(start_ns > 0);
     let calls: Vec<(u64, u64)> = text
         .lines()
         .filter(|l| !l.starts_with('#'))
