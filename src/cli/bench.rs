@@ -118,6 +118,10 @@ pub struct LoadArgs {
     /// from the window's start (for where a latency tail comes from: `benches/trace_windows.py`).
     #[arg(long)]
     latency_trace: Option<PathBuf>,
+    /// Threads of the load generator's runtime: 1 runs every caller on one thread (the
+    /// least CPU taken from a server on the same machine); 0: one per CPU it may use.
+    #[arg(long, default_value_t = 0)]
+    threads: usize,
 }
 
 pub fn run(cmd: Command) -> CliResult {
@@ -220,9 +224,18 @@ pub fn run(cmd: Command) -> CliResult {
                 server_pid: a.server_pid,
                 latency_trace: a.latency_trace,
             };
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()?;
+            let runtime = match a.threads {
+                1 => tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()?,
+                n => {
+                    let mut b = tokio::runtime::Builder::new_multi_thread();
+                    if n > 1 {
+                        b.worker_threads(n);
+                    }
+                    b.enable_all().build()?
+                }
+            };
             let report = runtime.block_on(async {
                 let inputs = load::make_inputs(&input, a.payload_bytes, a.inputs.max(1)).await?;
                 load::run(&options, inputs, &input, a.payload_bytes).await
