@@ -231,9 +231,11 @@ pub async fn run(
         // its first calls, so the measured window starts with the server already at
         // the offered rate (no drained pause, no start-up burst to skew the tail).
         Some(rate) => {
-            let start = tokio::time::Instant::now();
+            let (start, start_ns) = (tokio::time::Instant::now(), monotonic_ns());
             let measured_from = start + options.warmup;
             let first_recorded = (options.warmup.as_secs_f64() * rate).ceil() as u64;
+            // The trace's due times count from the first recorded call's due time.
+            let window_start_ns = start_ns + (first_recorded as f64 / rate * 1e9) as u64;
             let schedule = Schedule {
                 start,
                 deadline: measured_from + options.duration,
@@ -241,10 +243,10 @@ pub async fn run(
                 end: first_recorded.saturating_add(options.max_calls),
             };
             let pid = options.server_pid;
-            let (result, (before, t0, window_start_ns)) =
+            let (result, (before, t0)) =
                 tokio::join!(phase(&shared, options, schedule, trace), async move {
                     tokio::time::sleep_until(measured_from).await;
-                    (Around::sample(pid), Instant::now(), monotonic_ns())
+                    (Around::sample(pid), Instant::now())
                 });
             (result, before?, t0, window_start_ns)
         }

@@ -15,7 +15,7 @@ pub enum Command {
     /// Measure the crypto floor: the primitive work per request on one thread.
     Floor(FloorArgs),
     /// Drive a running server over loopback and report throughput, latency, CPU and memory.
-    Load(LoadArgs),
+    Load(Box<LoadArgs>),
     /// Measure how often this CPU is taken away (busy loop; gaps over 0.5 ms).
     Stalls(StallArgs),
 }
