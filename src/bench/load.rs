@@ -232,20 +232,22 @@ pub async fn run(
         // the offered rate (no drained pause, no start-up burst to skew the tail).
         Some(rate) => {
             let (start, start_ns) = (tokio::time::Instant::now(), monotonic_ns());
-            let measured_from = start + options.warmup;
             let first_recorded = (options.warmup.as_secs_f64() * rate).ceil() as u64;
-            // The trace's due times count from the first recorded call's due time.
-            let window_start_ns = start_ns + (first_recorded as f64 / rate * 1e9) as u64;
+            // The measured window starts when the first recorded call is due.
+            let offset = Duration::from_secs_f64(first_recorded as f64 / rate);
+            let window_start = start + offset;
+            let window_start_ns = start_ns + offset.as_nanos() as u64;
             let schedule = Schedule {
                 start,
-                deadline: measured_from + options.duration,
+                window_start,
+                deadline: window_start + options.duration,
                 first_recorded,
                 end: first_recorded.saturating_add(options.max_calls),
             };
             let pid = options.server_pid;
             let (result, (before, t0)) =
                 tokio::join!(phase(&shared, options, schedule, trace), async move {
-                    tokio::time::sleep_until(measured_from).await;
+                    tokio::time::sleep_until(window_start).await;
                     (Around::sample(pid), Instant::now())
                 });
             (result, before?, t0, window_start_ns)
@@ -366,6 +368,8 @@ impl Around {
 #[derive(Clone, Copy)]
 struct Schedule {
     start: tokio::time::Instant,
+    /// When the first recorded call is due; trace due times count from here.
+    window_start: tokio::time::Instant,
     /// No call is issued at or after this instant.
     deadline: tokio::time::Instant,
     /// Calls numbered below this are warm-up: issued, not recorded.
@@ -379,6 +383,7 @@ impl Schedule {
         let start = tokio::time::Instant::now();
         Schedule {
             start,
+            window_start: start,
             deadline: start + duration,
             first_recorded: 0,
             end: max_calls,
@@ -396,15 +401,11 @@ async fn phase(
     let issued = Arc::new(AtomicU64::new(0));
     let Schedule {
         start,
+        window_start,
         deadline,
         first_recorded,
         end,
     } = schedule;
-    // Due times in the trace count from the start of the measured window.
-    let window_start = match options.rate {
-        Some(rate) => start + Duration::from_secs_f64(first_recorded as f64 / rate),
-        None => start,
-    };
     let mut tasks = Vec::new();
     for worker in 0..options.concurrency.max(1) {
         let shared = shared.clone();
