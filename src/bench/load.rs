@@ -2,10 +2,11 @@
 //!
 //! Closed loop by default (`concurrency` callers, each sending its next call
 //! when the last one returns: peak throughput). With `rate`, an open loop:
-//! calls are scheduled at fixed intervals and latency is measured from the
-//! scheduled time, so a stalled server is not hidden by callers that wait
-//! (no coordinated omission); a call that goes out on time is timed from when
-//! the timer released it. The open loop's warm-up is the first part of the same
+//! calls are scheduled at fixed intervals (or Poisson arrivals) and latency is
+//! measured from the scheduled time, so a stalled server is not hidden by
+//! callers that wait (no coordinated omission); a call that goes out on time is
+//! timed from when the timer released it, a high-resolution one (see
+//! [`super::pacer`]). The open loop's warm-up is the first part of the same
 //! schedule, so the measured window starts at the offered rate, not from a
 //! drained server. Every loop is bounded in time and in count.
 //!
@@ -20,6 +21,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
+
+pub use super::pacer::{Arrivals, Timer};
+use super::pacer::{DueTimes, Sleeper};
 use tonic::transport::Channel;
 
 use super::procfs::{self, MachineSample, ProcSample};
@@ -111,6 +115,10 @@ pub struct LoadOptions {
     pub max_calls: u64,
     /// Open loop at this many calls per second; None: closed loop.
     pub rate: Option<f64>,
+    /// How the open loop's calls are spaced.
+    pub arrivals: Arrivals,
+    /// What releases each open-loop call.
+    pub timer: Timer,
     /// Items per `ReencryptBatch` call; 0 or 1: unary `Reencrypt`.
     pub batch: usize,
     pub server_pid: Option<u32>,
@@ -129,6 +137,9 @@ pub struct LoadReport {
     pub connections: usize,
     pub batch: usize,
     pub target_rate: Option<f64>,
+    /// The open loop's arrival process and timer (None: closed loop).
+    pub arrivals: Option<Arrivals>,
+    pub timer: Option<Timer>,
     pub seconds: f64,
     pub calls: u64,
     pub requests: u64,
@@ -237,12 +248,18 @@ pub async fn run(
             let offset = Duration::from_secs_f64(first_recorded as f64 / rate);
             let window_start = start + offset;
             let window_start_ns = start_ns + offset.as_nanos() as u64;
+            let deadline = window_start + options.duration;
             let schedule = Schedule {
                 start,
                 window_start,
-                deadline: window_start + options.duration,
+                deadline,
                 first_recorded,
                 end: first_recorded.saturating_add(options.max_calls),
+                due: Some(Arc::new(DueTimes::new(
+                    options.arrivals,
+                    rate,
+                    deadline - start,
+                ))),
             };
             let pid = options.server_pid;
             let (result, (before, t0)) =
@@ -327,6 +344,8 @@ pub async fn run(
         connections: options.connections,
         batch: options.batch.max(1),
         target_rate: options.rate,
+        arrivals: options.rate.map(|_| options.arrivals),
+        timer: options.rate.map(|_| options.timer),
         seconds,
         calls: result.calls,
         requests: result.requests,
@@ -364,8 +383,8 @@ impl Around {
     }
 }
 
-/// Which calls a phase issues and which of them it records.
-#[derive(Clone, Copy)]
+/// Which calls a phase issues, when, and which of them it records.
+#[derive(Clone)]
 struct Schedule {
     start: tokio::time::Instant,
     /// When the first recorded call is due; trace due times count from here.
@@ -376,6 +395,9 @@ struct Schedule {
     first_recorded: u64,
     /// Calls numbered from this on are not issued.
     end: u64,
+    /// When each call is due, from `start`; None: closed loop, each caller
+    /// sends its next call when the last returns.
+    due: Option<Arc<DueTimes>>,
 }
 
 impl Schedule {
@@ -387,6 +409,7 @@ impl Schedule {
             deadline: start + duration,
             first_recorded: 0,
             end: max_calls,
+            due: None,
         }
     }
 }
@@ -405,13 +428,16 @@ async fn phase(
         deadline,
         first_recorded,
         end,
+        due,
     } = schedule;
     let mut tasks = Vec::new();
     for worker in 0..options.concurrency.max(1) {
         let shared = shared.clone();
         let issued = issued.clone();
-        let rate = options.rate;
+        let due = due.clone();
+        let timer = options.timer;
         tasks.push(tokio::spawn(async move {
+            let sleeper = due.as_ref().map(|_| Sleeper::new(timer));
             let mut client = shared.clients[worker % shared.clients.len()].clone();
             let mut r = PhaseResult {
                 histogram: Some(Histogram::new_with_bounds(1, 120_000_000, 3).expect("histogram")),
@@ -422,17 +448,18 @@ async fn phase(
                 if n >= end {
                     break;
                 }
-                let intended = match rate {
-                    Some(rate) => {
-                        let at = start + Duration::from_secs_f64(n as f64 / rate);
+                let intended = match (&due, &sleeper) {
+                    (Some(due), Some(sleeper)) => {
+                        let Some(at) = due.get(n).map(|d| start + d) else {
+                            break;
+                        };
                         if at >= deadline {
                             break;
                         }
                         if tokio::time::Instant::now() < at {
-                            // On time: the clock starts when the (millisecond-
-                            // granular) timer lets the call go, so the timer's
-                            // lateness is not charged to the server.
-                            tokio::time::sleep_until(at).await;
+                            // On time: the clock starts when the timer lets the
+                            // call go, so its lateness is not charged to the server.
+                            sleeper.sleep_until(at).await;
                             tokio::time::Instant::now()
                         } else {
                             // Behind schedule (every caller was busy): the clock
@@ -440,7 +467,7 @@ async fn phase(
                             at
                         }
                     }
-                    None => {
+                    _ => {
                         let now = tokio::time::Instant::now();
                         if now >= deadline {
                             break;
@@ -498,7 +525,7 @@ async fn phase(
 }
 
 /// `CLOCK_MONOTONIC` now, in nanoseconds (what `Instant` reads on Linux).
-fn monotonic_ns() -> u64 {
+pub(super) fn monotonic_ns() -> u64 {
     let mut ts = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,

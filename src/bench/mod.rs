@@ -7,10 +7,13 @@
 //! * [`setup`]: keys and a configuration with routes of 1, 10 and 100 consumers.
 //! * [`load`]: drives a running server over loopback and reports throughput,
 //!   HDR latency percentiles, server CPU per request and server RSS.
+//! * [`pacer`]: when the open loop's calls are due (uniform or Poisson) and a
+//!   timer precise enough to release them then.
 //! * [`procfs`]: CPU time and memory of a process or thread, from `/proc`.
 
 pub mod floor;
 pub mod load;
+pub mod pacer;
 pub mod procfs;
 pub mod setup;
 

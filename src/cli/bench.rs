@@ -105,6 +105,14 @@ pub struct LoadArgs {
     /// Open loop at this many calls per second (default: closed loop, as fast as it goes).
     #[arg(long)]
     rate: Option<f64>,
+    /// How the open loop spaces its calls: `uniform` (fixed intervals) or `poisson`
+    /// (exponential gaps, seeded: what many independent clients send).
+    #[arg(long, default_value = "uniform")]
+    arrivals: crate::bench::pacer::Arrivals,
+    /// What releases each open-loop call: `precise` (a timerfd per caller) or `tokio`
+    /// (millisecond ticks: calls due in the same millisecond leave together).
+    #[arg(long, default_value = "precise")]
+    timer: crate::bench::pacer::Timer,
     /// Items per ReencryptBatch call (default: unary Reencrypt).
     #[arg(long, default_value_t = 0)]
     batch: usize,
@@ -220,6 +228,8 @@ pub fn run(cmd: Command) -> CliResult {
                 duration: a.duration,
                 max_calls: a.max_calls,
                 rate: a.rate,
+                arrivals: a.arrivals,
+                timer: a.timer,
                 batch: a.batch,
                 server_pid: a.server_pid,
                 latency_trace: a.latency_trace,

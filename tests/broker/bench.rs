@@ -48,6 +48,8 @@ async fn setup_config_serves_and_the_load_generator_measures_it() {
         duration: Duration::from_secs(10),
         max_calls: 12,
         rate: None,
+        arrivals: load::Arrivals::Uniform,
+        timer: load::Timer::Precise,
         batch: 0,
         server_pid: Some(std::process::id()),
         latency_trace: None,
@@ -60,6 +62,7 @@ async fn setup_config_serves_and_the_load_generator_measures_it() {
     assert_eq!(closed.calls, 12);
     assert_eq!(closed.requests, 12);
     assert_eq!(closed.fan_out, 10);
+    assert_eq!((closed.arrivals, closed.timer), (None, None));
     assert!(closed.seconds < 9.0);
     assert!(closed.latency_us.p50 > 0 && closed.latency_us.p50 <= closed.latency_us.max);
     let server = closed.server.as_ref().unwrap();
@@ -92,8 +95,12 @@ async fn setup_config_serves_and_the_load_generator_measures_it() {
     .unwrap();
     assert_eq!(open.errors, 0);
     assert!((18..=22).contains(&open.calls), "{} calls", open.calls);
-    // One line per call, in order of due time, one every 25 ms (a call released by the
-    // millisecond timer is due when released; a late one when it was scheduled).
+    assert_eq!(
+        (open.arrivals, open.timer),
+        (Some(load::Arrivals::Uniform), Some(load::Timer::Precise))
+    );
+    // One line per call, in order of due time, one every 25 ms (a call released on
+    // time is due when released; a late one when it was scheduled).
     let text = std::fs::read_to_string(&trace).unwrap();
     // The window's start on CLOCK_MONOTONIC, to line the calls up with a system trace.
     let start_ns: u64 = text
@@ -120,6 +127,38 @@ async fn setup_config_serves_and_the_load_generator_measures_it() {
         );
         assert!(*latency > 0 && *latency <= open.latency_us.max + 1000);
     }
+
+    // Poisson arrivals: the same mean rate, irregular gaps (a seeded schedule).
+    let poisson = load::run(
+        &load::LoadOptions {
+            rate: Some(40.0),
+            arrivals: load::Arrivals::Poisson,
+            duration: Duration::from_millis(500),
+            max_calls: 1_000,
+            concurrency: 4,
+            latency_trace: Some(trace.clone()),
+            ..options.clone()
+        },
+        inputs.clone(),
+        &input,
+        16,
+    )
+    .await
+    .unwrap();
+    assert_eq!(poisson.errors, 0);
+    assert_eq!(poisson.arrivals, Some(load::Arrivals::Poisson));
+    assert!((5..=40).contains(&poisson.calls), "{} calls", poisson.calls);
+    let dues: Vec<u64> = std::fs::read_to_string(&trace)
+        .unwrap()
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .map(|l| l.split_once(' ').unwrap().0.parse().unwrap())
+        .collect();
+    let gaps: Vec<u64> = dues.windows(2).map(|w| w[1] - w[0]).collect();
+    assert!(
+        gaps.iter().any(|g| *g < 15_000) && gaps.iter().any(|g| *g > 35_000),
+        "{gaps:?}"
+    );
 
     // Batches count their items as requests.
     let batched = load::run(
