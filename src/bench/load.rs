@@ -243,23 +243,26 @@ pub async fn run(
         // the offered rate (no drained pause, no start-up burst to skew the tail).
         Some(rate) => {
             let (start, start_ns) = (tokio::time::Instant::now(), monotonic_ns());
-            let first_recorded = (options.warmup.as_secs_f64() * rate).ceil() as u64;
-            // The measured window starts when the first recorded call is due.
-            let offset = Duration::from_secs_f64(first_recorded as f64 / rate);
+            // Due times cover the warm-up, the window and a second more (past the
+            // deadline nothing is issued).
+            let due = DueTimes::new(
+                options.arrivals,
+                rate,
+                options.warmup + options.duration + Duration::from_secs(1),
+            );
+            // Calls due in the warm-up are issued, not recorded; the measured window
+            // starts when the first recorded call is due.
+            let first_recorded = due.count_before(options.warmup);
+            let offset = due.get(first_recorded).unwrap_or(options.warmup);
             let window_start = start + offset;
             let window_start_ns = start_ns + offset.as_nanos() as u64;
-            let deadline = window_start + options.duration;
             let schedule = Schedule {
                 start,
                 window_start,
-                deadline,
+                deadline: window_start + options.duration,
                 first_recorded,
                 end: first_recorded.saturating_add(options.max_calls),
-                due: Some(Arc::new(DueTimes::new(
-                    options.arrivals,
-                    rate,
-                    deadline - start,
-                ))),
+                due: Some(Arc::new(due)),
             };
             let pid = options.server_pid;
             let (result, (before, t0)) =

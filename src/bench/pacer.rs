@@ -85,6 +85,14 @@ impl DueTimes {
         }
     }
 
+    /// How many calls are due before `t` (the first call is due at zero).
+    pub fn count_before(&self, t: Duration) -> u64 {
+        match self {
+            DueTimes::Uniform { rate } => (t.as_secs_f64() * rate).ceil() as u64,
+            DueTimes::Listed(due) => due.partition_point(|d| *d < t) as u64,
+        }
+    }
+
     /// When call `n` is due, from the start; None: past the schedule.
     pub fn get(&self, n: u64) -> Option<Duration> {
         match self {
@@ -260,6 +268,9 @@ mod tests {
         assert!(list.windows(2).all(|w| w[0] <= w[1]));
         assert_eq!(a.get(1234), b.get(1234));
         assert_eq!(a.get(list.len() as u64), None);
+        let before_one_second = a.count_before(Duration::from_secs(1));
+        assert!(a.get(before_one_second).unwrap() >= Duration::from_secs(1));
+        assert!(a.get(before_one_second - 1).unwrap() < Duration::from_secs(1));
         // Exponential gaps: about 63 % shorter than the mean (1 - 1/e), where
         // uniform gaps would give 0 % or 100 %.
         let short = list
@@ -275,6 +286,9 @@ mod tests {
         let d = DueTimes::new(Arrivals::Uniform, 400.0, Duration::from_secs(1));
         assert_eq!(d.get(0), Some(Duration::ZERO));
         assert_eq!(d.get(4), Some(Duration::from_millis(10)));
+        // Due at 0, 2.5, 5, 7.5 ms: four before 10 ms; 400 before a second.
+        assert_eq!(d.count_before(Duration::from_millis(10)), 4);
+        assert_eq!(d.count_before(Duration::from_secs(1)), 400);
     }
 
     /// The point of the precise timer: calls due 250 µs apart leave apart, not
