@@ -21,11 +21,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
+use tonic::transport::Channel;
 
 pub use super::pacer::{Arrivals, Timer};
 use super::pacer::{DueTimes, Sleeper};
-use tonic::transport::Channel;
-
 use super::procfs::{self, MachineSample, ProcSample};
 use crate::esdk::{self, AlgorithmSuite, EncryptionContext, EncryptionMaterials};
 use crate::grpc::proto::reencrypt_service_client::ReencryptServiceClient;

@@ -134,7 +134,9 @@ impl Sleeper {
         #[cfg(target_os = "linux")]
         {
             let fd = match timer {
-                Timer::Precise => linux::timerfd().ok(),
+                Timer::Precise => linux::timerfd()
+                    .map_err(|e| tracing::warn!(error = %e, "no timerfd; tokio's timer releases the calls"))
+                    .ok(),
                 Timer::Tokio => None,
             };
             Sleeper { fd }
