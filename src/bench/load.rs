@@ -439,7 +439,8 @@ async fn phase(
         let due = due.clone();
         let timer = options.timer;
         tasks.push(tokio::spawn(async move {
-            let sleeper = due.as_ref().map(|_| Sleeper::new(timer));
+            // Open loop: the due times and this caller's timer; closed loop: neither.
+            let pacing = due.map(|due| (due, Sleeper::new(timer)));
             let mut client = shared.clients[worker % shared.clients.len()].clone();
             let mut r = PhaseResult {
                 histogram: Some(Histogram::new_with_bounds(1, 120_000_000, 3).expect("histogram")),
@@ -450,8 +451,8 @@ async fn phase(
                 if n >= end {
                     break;
                 }
-                let intended = match (&due, &sleeper) {
-                    (Some(due), Some(sleeper)) => {
+                let intended = match &pacing {
+                    Some((due, sleeper)) => {
                         let Some(at) = due.get(n).map(|d| start + d) else {
                             break;
                         };
@@ -469,7 +470,7 @@ async fn phase(
                             at
                         }
                     }
-                    _ => {
+                    None => {
                         let now = tokio::time::Instant::now();
                         if now >= deadline {
                             break;

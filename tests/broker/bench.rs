@@ -78,15 +78,17 @@ async fn setup_config_serves_and_the_load_generator_measures_it() {
     // Open loop: about rate × duration calls, bounded by time, each one traced; the
     // warm-up is the schedule's first calls (100 ms at 40/s: 4), issued, not counted.
     let trace = dir.path().join("latency-trace.txt");
+    let open_loop = |arrivals| load::LoadOptions {
+        rate: Some(40.0),
+        arrivals,
+        duration: Duration::from_millis(500),
+        max_calls: 1_000,
+        concurrency: 4,
+        latency_trace: Some(trace.clone()),
+        ..options.clone()
+    };
     let open = load::run(
-        &load::LoadOptions {
-            rate: Some(40.0),
-            duration: Duration::from_millis(500),
-            max_calls: 1_000,
-            concurrency: 4,
-            latency_trace: Some(trace.clone()),
-            ..options.clone()
-        },
+        &open_loop(load::Arrivals::Uniform),
         inputs.clone(),
         &input,
         16,
@@ -130,15 +132,7 @@ async fn setup_config_serves_and_the_load_generator_measures_it() {
 
     // Poisson arrivals: the same mean rate, irregular gaps (a seeded schedule).
     let poisson = load::run(
-        &load::LoadOptions {
-            rate: Some(40.0),
-            arrivals: load::Arrivals::Poisson,
-            duration: Duration::from_millis(500),
-            max_calls: 1_000,
-            concurrency: 4,
-            latency_trace: Some(trace.clone()),
-            ..options.clone()
-        },
+        &open_loop(load::Arrivals::Poisson),
         inputs.clone(),
         &input,
         16,
