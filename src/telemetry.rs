@@ -6,6 +6,7 @@
 //!   (route, consumer and source ids), method names and stable reasons; never
 //!   request data, so cardinality is bounded and nothing secret can leak.
 
+use std::io::IsTerminal;
 use std::sync::atomic::AtomicU64;
 use std::sync::Mutex;
 
@@ -23,23 +24,31 @@ use crate::registry::model::TelemetrySpec;
 /// Log target of the audit trail.
 pub const AUDIT_TARGET: &str = "reseal::audit";
 
-/// Installs the global subscriber. `RUST_LOG` overrides `default_filter`.
-/// Safe to call more than once (later calls are ignored).
+mod log_buffer;
+
+/// Installs the global subscriber for a short-lived command: each log line is
+/// written at once. `RUST_LOG` overrides `default_filter`. Safe to call more
+/// than once (later calls are ignored).
 pub fn init_logging(format: &str, default_filter: &str) {
-    let _ = init(format, default_filter, &TelemetrySpec::default());
+    let _ = install(format, default_filter, &TelemetrySpec::default(), false);
 }
 
-/// Flushes and stops trace export at shutdown.
-pub struct TraceGuard(Option<opentelemetry_sdk::trace::SdkTracerProvider>);
+/// Flushes buffered log lines and stops trace export at shutdown (log lines
+/// are also flushed when it is dropped).
+pub struct TraceGuard {
+    traces: Option<opentelemetry_sdk::trace::SdkTracerProvider>,
+    logs: log_buffer::Flusher,
+}
 
 impl TraceGuard {
     /// Exports what is still buffered. Blocking: call it off the async reactor.
-    pub fn shutdown(self) {
-        if let Some(provider) = self.0 {
+    pub fn shutdown(mut self) {
+        if let Some(provider) = self.traces.take() {
             if let Err(e) = provider.shutdown() {
                 eprintln!("trace export shutdown: {e}");
             }
         }
+        self.logs.finish();
     }
 }
 
@@ -74,9 +83,16 @@ fn otlp_provider(spec: &TelemetrySpec) -> Option<opentelemetry_sdk::trace::SdkTr
     )
 }
 
-/// Logging, plus OTLP trace export when configured. With an OTLP endpoint this
-/// must run inside a Tokio runtime (the exporter's gRPC client lives there).
+/// Logging for the server, plus OTLP trace export when configured. Log lines
+/// leave through a buffer written by a thread of its own (`log_buffer`), so the
+/// reactor neither makes a system call per audit line nor blocks on a slow log
+/// pipe. With an OTLP endpoint this must run inside a Tokio runtime (the
+/// exporter's gRPC client lives there).
 pub fn init(format: &str, default_filter: &str, spec: &TelemetrySpec) -> TraceGuard {
+    install(format, default_filter, spec, true)
+}
+
+fn install(format: &str, default_filter: &str, spec: &TelemetrySpec, buffered: bool) -> TraceGuard {
     use opentelemetry::trace::TracerProvider as _;
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
@@ -84,10 +100,16 @@ pub fn init(format: &str, default_filter: &str, spec: &TelemetrySpec) -> TraceGu
     let otel = provider
         .as_ref()
         .map(|p| tracing_opentelemetry::layer().with_tracer(p.tracer("reseal")));
+    let (writer, logs) = log_buffer::stderr(buffered);
     let registry = tracing_subscriber::registry().with(filter).with(otel);
     let result = if format == "text" {
         registry
-            .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
+            .with(
+                tracing_subscriber::fmt::layer()
+                    // Colours for a person at a terminal, not escape codes in a log file.
+                    .with_ansi(std::io::stderr().is_terminal())
+                    .with_writer(writer),
+            )
             .try_init()
     } else {
         registry
@@ -97,12 +119,15 @@ pub fn init(format: &str, default_filter: &str, spec: &TelemetrySpec) -> TraceGu
                     .flatten_event(true)
                     .with_current_span(true)
                     .with_span_list(false)
-                    .with_writer(std::io::stderr),
+                    .with_writer(writer),
             )
             .try_init()
     };
     let _ = result;
-    TraceGuard(provider)
+    TraceGuard {
+        traces: provider,
+        logs,
+    }
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]

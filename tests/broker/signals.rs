@@ -38,14 +38,15 @@ fn signal(child: &Child, sig: &str) {
     assert!(status.success());
 }
 
-#[tokio::test]
-async fn sighup_reloads_and_sigterm_drains() {
-    let fx = Fixture::new();
-    let cfg = fx.write("reseal.yaml", &standard_config(""));
+const OK_RELOADS: &str = "reseal_registry_reloads_total{outcome=\"ok\"}";
+
+/// `reseal serve` on `cfg` with free ports, its stderr going to `stderr`; returns
+/// once its first registry load is done, with the gRPC port.
+async fn serve(cfg: &std::path::Path, stderr: Stdio) -> (Server, u16) {
     let (grpc, health, admin) = (free_port(), free_port(), free_port());
     let child = Command::new(env!("CARGO_BIN_EXE_reseal"))
         .args(["serve", "--config"])
-        .arg(&cfg)
+        .arg(cfg)
         .env("RESEAL_SERVER__LISTEN", format!("127.0.0.1:{grpc}"))
         .env(
             "RESEAL_SERVER__HEALTH_LISTEN",
@@ -53,20 +54,43 @@ async fn sighup_reloads_and_sigterm_drains() {
         )
         .env("RESEAL_SERVER__ADMIN_LISTEN", format!("127.0.0.1:{admin}"))
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(stderr)
         .spawn()
         .unwrap();
-    let mut server = Server { child, admin };
-    let ok_reloads = "reseal_registry_reloads_total{outcome=\"ok\"}";
+    let server = Server { child, admin };
     let mut up = false;
     for _ in 0..100 {
-        if metric(server.admin, ok_reloads).await == Some(1.0) {
+        if metric(server.admin, OK_RELOADS).await == Some(1.0) {
             up = true;
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert!(up, "server did not come up");
+    (server, grpc)
+}
+
+/// Sends SIGTERM and waits for a clean exit.
+async fn terminate(server: &mut Server) {
+    signal(&server.child, "-TERM");
+    let mut status = None;
+    for _ in 0..100 {
+        if let Some(s) = server.child.try_wait().unwrap() {
+            status = Some(s);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let status = status.expect("process exits after SIGTERM");
+    assert!(status.success(), "{status:?}");
+}
+
+#[tokio::test]
+async fn sighup_reloads_and_sigterm_drains() {
+    let fx = Fixture::new();
+    let cfg = fx.write("reseal.yaml", &standard_config(""));
+    let (mut server, _) = serve(&cfg, Stdio::null()).await;
+    let ok_reloads = OK_RELOADS;
 
     // Polling is off in this config (reload_interval: 0s): only SIGHUP reloads.
     fx.replace(
@@ -86,18 +110,57 @@ async fn sighup_reloads_and_sigterm_drains() {
     }
     assert!(reloaded, "SIGHUP did not reload");
 
-    signal(&server.child, "-TERM");
-    let mut status = None;
-    for _ in 0..100 {
-        if let Some(s) = server.child.try_wait().unwrap() {
-            status = Some(s);
-            break;
+    terminate(&mut server).await;
+}
+
+/// Each request writes an audit line to stderr. A log reader that falls behind
+/// (here: one that reads nothing until the end) must not stall requests once
+/// the pipe (64 KiB) is full, and no line may be lost.
+#[tokio::test]
+async fn a_log_reader_that_falls_behind_stalls_no_request_and_loses_no_line() {
+    use reseal::grpc::proto::reencrypt_service_client::ReencryptServiceClient;
+    use reseal::grpc::proto::{reencrypt_request::Input, ReencryptRequest};
+    const CALLS: usize = 400;
+    let fx = Fixture::new();
+    let cfg = fx.write("reseal.yaml", &standard_config(""));
+    let (mut server, grpc) = serve(&cfg, Stdio::piped()).await;
+    let mut c = ReencryptServiceClient::connect(format!("http://127.0.0.1:{grpc}"))
+        .await
+        .expect("connect");
+    let request = ReencryptRequest {
+        input: Some(Input::Ciphertext(connect_message(
+            "connect-a",
+            CONNECT_A,
+            b"logged",
+        ))),
+        route: "card-capture".into(),
+        ..Default::default()
+    };
+    // About 500 bytes of audit line per call: three times what the pipe holds.
+    let calls = async {
+        for _ in 0..CALLS {
+            c.reencrypt(request.clone()).await.expect("call");
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let status = status.expect("process exits after SIGTERM");
-    assert!(status.success(), "{status:?}");
-    server.admin = 0;
+    };
+    tokio::time::timeout(Duration::from_secs(60), calls)
+        .await
+        .expect("requests stalled behind the unread log pipe");
+
+    let mut stderr = server.child.stderr.take().expect("piped stderr");
+    let reader = std::thread::spawn(move || {
+        let mut all = String::new();
+        std::io::Read::read_to_string(&mut stderr, &mut all).map(|_| all)
+    });
+    terminate(&mut server).await;
+    let logs = reader.join().unwrap().expect("read the log");
+    let audit_lines = logs
+        .lines()
+        .filter(|l| l.contains("reseal::audit") && l.contains("event=\"reencrypt\""))
+        .count();
+    assert_eq!(
+        audit_lines, CALLS,
+        "every request's audit line reached the log"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

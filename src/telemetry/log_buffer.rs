@@ -1,0 +1,326 @@
+//! Log lines leave the server through a buffer that a thread of its own writes out.
+//!
+//! Why: every request writes an audit line, and writing it to stderr from the
+//! async reactor costs a system call per request there (1 of the 5 a fan-out-1
+//! request makes) and blocks the reactor, and every request with it, whenever the
+//! reader of the pipe (a container runtime) falls behind. Here a line is appended
+//! to memory; the writer thread wakes at most once per [`GATHER`], takes
+//! everything gathered and writes it in one call. Nothing is dropped: once
+//! [`MAX_PENDING`] bytes wait, a logging thread waits for the writer, as it
+//! would have waited for the pipe. Lines still buffered when the process is
+//! killed outright (not on SIGTERM) are lost, at most one gathering's worth.
+
+use std::io::{self, Write};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+/// How long the writer gathers lines after the first one arrives.
+pub const GATHER: Duration = Duration::from_millis(10);
+/// Bytes that may wait before a logging thread waits for the writer.
+pub const MAX_PENDING: usize = 1 << 20;
+
+type Sink = Box<dyn Write + Send>;
+
+struct State {
+    pending: Vec<u8>,
+    /// The writer thread is waiting for a first line (so a new one must wake it).
+    writer_idle: bool,
+    /// No writer thread any more: lines go straight to the sink.
+    closed: bool,
+}
+
+struct Shared {
+    state: Mutex<State>,
+    /// Wakes the writer thread: a first line, or shutdown.
+    line_ready: Condvar,
+    /// Wakes logging threads waiting for room.
+    drained: Condvar,
+    sink: Mutex<Sink>,
+    max_pending: usize,
+}
+
+impl Shared {
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn write_out(&self, bytes: &[u8]) {
+        let mut sink = self.sink.lock().unwrap_or_else(|e| e.into_inner());
+        // A log line that cannot be written has nowhere else to go.
+        let _ = sink.write_all(bytes);
+        let _ = sink.flush();
+    }
+}
+
+/// The `MakeWriter` for the log layer; clones share one buffer.
+#[derive(Clone)]
+pub struct BufferedLog {
+    shared: Arc<Shared>,
+}
+
+/// Stops the writer thread once everything buffered is written.
+pub struct Flusher {
+    shared: Arc<Shared>,
+    thread: Option<JoinHandle<()>>,
+}
+
+/// Logs to stderr, buffered as above (for the server) or line by line (for
+/// short-lived commands, which have no shutdown to flush at), and the handle
+/// that flushes the buffer.
+pub fn stderr(buffered: bool) -> (BufferedLog, Flusher) {
+    if buffered {
+        with_sink(Box::new(io::stderr()), MAX_PENDING, GATHER)
+    } else {
+        let shared = new_shared(Box::new(io::stderr()), MAX_PENDING, true);
+        let log = BufferedLog {
+            shared: shared.clone(),
+        };
+        (
+            log,
+            Flusher {
+                shared,
+                thread: None,
+            },
+        )
+    }
+}
+
+fn new_shared(sink: Sink, max_pending: usize, closed: bool) -> Arc<Shared> {
+    Arc::new(Shared {
+        state: Mutex::new(State {
+            pending: Vec::new(),
+            writer_idle: false,
+            closed,
+        }),
+        line_ready: Condvar::new(),
+        drained: Condvar::new(),
+        sink: Mutex::new(sink),
+        max_pending,
+    })
+}
+
+fn with_sink(sink: Sink, max_pending: usize, gather: Duration) -> (BufferedLog, Flusher) {
+    let shared = new_shared(sink, max_pending, false);
+    let writer = shared.clone();
+    let thread = std::thread::Builder::new()
+        .name("reseal-log".into())
+        .spawn(move || write_loop(&writer, gather));
+    let thread = match thread {
+        Ok(t) => Some(t),
+        Err(e) => {
+            // No writer thread: write each line directly, as without the buffer.
+            shared.state().closed = true;
+            eprintln!("could not start the log writer thread ({e}); logging unbuffered");
+            None
+        }
+    };
+    (
+        BufferedLog {
+            shared: shared.clone(),
+        },
+        Flusher { shared, thread },
+    )
+}
+
+fn write_loop(shared: &Shared, gather: Duration) {
+    let mut out = Vec::with_capacity(64 * 1024);
+    loop {
+        let mut state = shared.state();
+        while state.pending.is_empty() && !state.closed {
+            state.writer_idle = true;
+            state = shared
+                .line_ready
+                .wait(state)
+                .unwrap_or_else(|e| e.into_inner());
+        }
+        state.writer_idle = false;
+        let closing = state.closed;
+        if !closing && state.pending.len() < shared.max_pending {
+            drop(state);
+            std::thread::sleep(gather);
+            state = shared.state();
+        }
+        std::mem::swap(&mut state.pending, &mut out);
+        let done = state.closed && out.is_empty();
+        drop(state);
+        shared.drained.notify_all();
+        if done {
+            return;
+        }
+        shared.write_out(&out);
+        // Keep a normal buffer for the next round, not one grown by a burst.
+        if out.capacity() > 4 * 1024 * 1024 {
+            out = Vec::with_capacity(64 * 1024);
+        } else {
+            out.clear();
+        }
+    }
+}
+
+impl Flusher {
+    /// Writes out everything buffered and stops the writer thread; later lines
+    /// are written directly. Blocking.
+    pub fn finish(&mut self) {
+        let Some(thread) = self.thread.take() else {
+            return;
+        };
+        self.shared.state().closed = true;
+        self.shared.line_ready.notify_one();
+        let _ = thread.join();
+        // Lines that raced with the shutdown.
+        let rest = std::mem::take(&mut self.shared.state().pending);
+        if !rest.is_empty() {
+            self.shared.write_out(&rest);
+        }
+        self.shared.drained.notify_all();
+    }
+}
+
+impl Drop for Flusher {
+    fn drop(&mut self) {
+        self.finish();
+    }
+}
+
+/// One log event's writer (the log layer formats an event, then writes it whole).
+pub struct LineWriter<'a> {
+    shared: &'a Shared,
+}
+
+impl Write for LineWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let shared = self.shared;
+        let mut state = shared.state();
+        while !state.closed && state.pending.len() >= shared.max_pending {
+            if state.writer_idle {
+                state.writer_idle = false;
+                shared.line_ready.notify_one();
+            }
+            state = shared
+                .drained
+                .wait(state)
+                .unwrap_or_else(|e| e.into_inner());
+        }
+        if state.closed {
+            drop(state);
+            shared.write_out(buf);
+            return Ok(buf.len());
+        }
+        state.pending.extend_from_slice(buf);
+        if state.writer_idle {
+            state.writer_idle = false;
+            shared.line_ready.notify_one();
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for BufferedLog {
+    type Writer = LineWriter<'a>;
+
+    fn make_writer(&'a self) -> Self::Writer {
+        LineWriter {
+            shared: &self.shared,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tracing_subscriber::fmt::MakeWriter;
+
+    /// A sink that records what reached it, in order, and can be made slow.
+    #[derive(Clone, Default)]
+    struct Recorder {
+        written: Arc<Mutex<Vec<u8>>>,
+        writes: Arc<Mutex<usize>>,
+        delay: Duration,
+    }
+
+    impl Write for Recorder {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            std::thread::sleep(self.delay);
+            *self.writes.lock().unwrap() += 1;
+            self.written.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn lines(n: usize) -> Vec<String> {
+        (0..n).map(|i| format!("line {i:05}\n")).collect()
+    }
+
+    #[test]
+    fn every_line_arrives_in_order_and_in_few_writes() {
+        let sink = Recorder::default();
+        let (log, mut flusher) = with_sink(Box::new(sink.clone()), MAX_PENDING, GATHER);
+        let expected = lines(2000);
+        for line in &expected {
+            log.make_writer().write_all(line.as_bytes()).unwrap();
+        }
+        flusher.finish();
+        let written = String::from_utf8(sink.written.lock().unwrap().clone()).unwrap();
+        assert_eq!(written, expected.concat());
+        // One write per gathering, not one per line.
+        let writes = *sink.writes.lock().unwrap();
+        assert!(writes <= 200, "{writes} writes for 2000 lines");
+    }
+
+    #[test]
+    fn a_slow_sink_holds_writers_back_and_loses_nothing() {
+        let sink = Recorder {
+            delay: Duration::from_millis(2),
+            ..Recorder::default()
+        };
+        // Room for about 10 lines: writers must wait for the sink.
+        let (log, mut flusher) = with_sink(Box::new(sink.clone()), 100, Duration::from_millis(1));
+        let threads: Vec<_> = (0..4)
+            .map(|t| {
+                let log = log.clone();
+                std::thread::spawn(move || {
+                    for i in 0..200 {
+                        let line = format!("t{t} {i:04}\n");
+                        log.make_writer().write_all(line.as_bytes()).unwrap();
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        flusher.finish();
+        let written = String::from_utf8(sink.written.lock().unwrap().clone()).unwrap();
+        for t in 0..4 {
+            let own: Vec<&str> = written
+                .lines()
+                .filter(|l| l.starts_with(&format!("t{t} ")))
+                .collect();
+            let expected: Vec<String> = (0..200).map(|i| format!("t{t} {i:04}")).collect();
+            assert_eq!(own, expected, "thread {t}'s lines");
+        }
+    }
+
+    #[test]
+    fn a_line_is_written_without_a_shutdown_and_after_one_directly() {
+        let sink = Recorder::default();
+        let (log, mut flusher) = with_sink(Box::new(sink.clone()), MAX_PENDING, GATHER);
+        log.make_writer().write_all(b"first\n").unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while sink.written.lock().unwrap().is_empty() {
+            assert!(std::time::Instant::now() < deadline, "the line never left");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        flusher.finish();
+        log.make_writer().write_all(b"late\n").unwrap();
+        assert_eq!(&*sink.written.lock().unwrap(), b"first\nlate\n");
+    }
+}
