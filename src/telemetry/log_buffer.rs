@@ -45,12 +45,19 @@ impl Shared {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn write_out(&self, bytes: &[u8]) {
-        let mut sink = self.sink.lock().unwrap_or_else(|e| e.into_inner());
-        // A log line that cannot be written has nowhere else to go.
-        let _ = sink.write_all(bytes);
-        let _ = sink.flush();
+    /// Takes the sink while `state` is still held, so that bytes reach the sink
+    /// in the order they were logged, whoever writes them.
+    fn sink(&self, state: MutexGuard<'_, State>) -> MutexGuard<'_, Sink> {
+        let sink = self.sink.lock().unwrap_or_else(|e| e.into_inner());
+        drop(state);
+        sink
     }
+}
+
+fn write_out(sink: &mut Sink, bytes: &[u8]) {
+    // A log line that cannot be written has nowhere else to go.
+    let _ = sink.write_all(bytes);
+    let _ = sink.flush();
 }
 
 /// The `MakeWriter` for the log layer; clones share one buffer.
@@ -142,13 +149,13 @@ fn write_loop(shared: &Shared, gather: Duration) {
             state = shared.state();
         }
         std::mem::swap(&mut state.pending, &mut out);
-        let done = state.closed && out.is_empty();
-        drop(state);
-        shared.drained.notify_all();
-        if done {
+        if state.closed && out.is_empty() {
             return;
         }
-        shared.write_out(&out);
+        let mut sink = shared.sink(state);
+        shared.drained.notify_all();
+        write_out(&mut sink, &out);
+        drop(sink);
         // Keep a normal buffer for the next round, not one grown by a burst.
         if out.capacity() > 4 * 1024 * 1024 {
             out = Vec::with_capacity(64 * 1024);
@@ -168,11 +175,6 @@ impl Flusher {
         self.shared.state().closed = true;
         self.shared.line_ready.notify_one();
         let _ = thread.join();
-        // Lines that raced with the shutdown.
-        let rest = std::mem::take(&mut self.shared.state().pending);
-        if !rest.is_empty() {
-            self.shared.write_out(&rest);
-        }
         self.shared.drained.notify_all();
     }
 }
@@ -203,8 +205,11 @@ impl Write for LineWriter<'_> {
                 .unwrap_or_else(|e| e.into_inner());
         }
         if state.closed {
-            drop(state);
-            shared.write_out(buf);
+            // Anything still buffered was logged before this line.
+            let earlier = std::mem::take(&mut state.pending);
+            let mut sink = shared.sink(state);
+            write_out(&mut sink, &earlier);
+            write_out(&mut sink, buf);
             return Ok(buf.len());
         }
         state.pending.extend_from_slice(buf);
@@ -276,7 +281,7 @@ mod tests {
     }
 
     #[test]
-    fn a_slow_sink_holds_writers_back_and_loses_nothing() {
+    fn a_slow_sink_holds_writers_back_and_loses_nothing_across_a_shutdown() {
         let sink = Recorder {
             delay: Duration::from_millis(2),
             ..Recorder::default()
@@ -294,10 +299,13 @@ mod tests {
                 })
             })
             .collect();
+        // Shut down while they log: what comes after goes straight to the
+        // sink, and must not overtake what was buffered before.
+        std::thread::sleep(Duration::from_millis(20));
+        flusher.finish();
         for t in threads {
             t.join().unwrap();
         }
-        flusher.finish();
         let written = String::from_utf8(sink.written.lock().unwrap().clone()).unwrap();
         for t in 0..4 {
             let own: Vec<&str> = written
@@ -307,6 +315,30 @@ mod tests {
             let expected: Vec<String> = (0..200).map(|i| format!("t{t} {i:04}")).collect();
             assert_eq!(own, expected, "thread {t}'s lines");
         }
+    }
+
+    #[test]
+    fn lines_logged_after_a_shutdown_do_not_overtake_buffered_ones() {
+        let sink = Recorder::default();
+        // A long gathering: the shutdown comes while lines wait in the buffer.
+        let (log, mut flusher) = with_sink(
+            Box::new(sink.clone()),
+            MAX_PENDING,
+            Duration::from_millis(50),
+        );
+        let logger = std::thread::spawn(move || {
+            for i in 0..300 {
+                let line = format!("{i:04}\n");
+                log.make_writer().write_all(line.as_bytes()).unwrap();
+                std::thread::sleep(Duration::from_micros(200));
+            }
+        });
+        std::thread::sleep(Duration::from_millis(10));
+        flusher.finish();
+        logger.join().unwrap();
+        let written = String::from_utf8(sink.written.lock().unwrap().clone()).unwrap();
+        let expected: String = (0..300).map(|i| format!("{i:04}\n")).collect();
+        assert_eq!(written, expected);
     }
 
     #[test]
