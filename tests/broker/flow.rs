@@ -200,18 +200,7 @@ async fn health_is_serving_once_loaded_and_metrics_are_exposed() {
         assert_eq!(status, 1, "SERVING on {addr}");
     }
     let mut client = client(&running).await;
-    client
-        .reencrypt(ReencryptRequest {
-            input: Some(Input::Ciphertext(connect_message(
-                "connect-a",
-                CONNECT_A,
-                b"m",
-            ))),
-            route: "card-capture".into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    client.reencrypt(card_capture_request(b"m")).await.unwrap();
     let body = http_get(running.admin_addr, "/metrics").await;
     assert!(
         body.contains(

@@ -8,6 +8,7 @@ use reseal::app::{self, Running, StartOptions};
 use reseal::clock::{Clock, ManualClock};
 use reseal::esdk::{self, DecryptPolicy, IdentitySet};
 use reseal::grpc::proto::reencrypt_service_client::ReencryptServiceClient;
+use reseal::grpc::proto::{reencrypt_request::Input, ReencryptRequest};
 use reseal::keys::{raw_rsa, RawRsaKeyring, RsaPadding};
 use reseal::registry::ConfigSource;
 use time::OffsetDateTime;
@@ -136,6 +137,20 @@ pub async fn client(running: &Running) -> ReencryptServiceClient<Channel> {
     ReencryptServiceClient::connect(format!("http://{}", running.grpc_addr))
         .await
         .expect("connect")
+}
+
+/// A call on `standard_config`'s `card-capture` route: a Connect message under
+/// `connect-a` around `plaintext`.
+pub fn card_capture_request(plaintext: &[u8]) -> ReencryptRequest {
+    ReencryptRequest {
+        input: Some(Input::Ciphertext(connect_message(
+            "connect-a",
+            CONNECT_A,
+            plaintext,
+        ))),
+        route: "card-capture".into(),
+        ..Default::default()
+    }
 }
 
 /// What Amazon Connect emits: 0x0378, OAEP-SHA512, provider `AmazonConnect`, frame 4096.

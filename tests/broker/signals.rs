@@ -119,7 +119,6 @@ async fn sighup_reloads_and_sigterm_drains() {
 #[tokio::test]
 async fn a_log_reader_that_falls_behind_stalls_no_request_and_loses_no_line() {
     use reseal::grpc::proto::reencrypt_service_client::ReencryptServiceClient;
-    use reseal::grpc::proto::{reencrypt_request::Input, ReencryptRequest};
     const CALLS: usize = 400;
     let fx = Fixture::new();
     let cfg = fx.write("reseal.yaml", &standard_config(""));
@@ -127,15 +126,7 @@ async fn a_log_reader_that_falls_behind_stalls_no_request_and_loses_no_line() {
     let mut c = ReencryptServiceClient::connect(format!("http://127.0.0.1:{grpc}"))
         .await
         .expect("connect");
-    let request = ReencryptRequest {
-        input: Some(Input::Ciphertext(connect_message(
-            "connect-a",
-            CONNECT_A,
-            b"logged",
-        ))),
-        route: "card-capture".into(),
-        ..Default::default()
-    };
+    let request = card_capture_request(b"logged");
     // About 500 bytes of audit line per call: three times what the pipe holds.
     let calls = async {
         for _ in 0..CALLS {
@@ -165,7 +156,7 @@ async fn a_log_reader_that_falls_behind_stalls_no_request_and_loses_no_line() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_drains_in_flight_requests_and_stops_accepting() {
-    use reseal::grpc::proto::{reencrypt_request::Input, ReencryptBatchRequest, ReencryptRequest};
+    use reseal::grpc::proto::ReencryptBatchRequest;
     let fx = Fixture::new();
     let cfg = fx.write(
         "reseal.yaml",
@@ -174,15 +165,7 @@ async fn shutdown_drains_in_flight_requests_and_stops_accepting() {
     let running = start(&cfg, manual_clock("2026-01-01T00:00:00Z")).await;
     let addr = running.grpc_addr;
     let mut c = client(&running).await;
-    let item = ReencryptRequest {
-        input: Some(Input::Ciphertext(connect_message(
-            "connect-a",
-            CONNECT_A,
-            b"drain",
-        ))),
-        route: "card-capture".into(),
-        ..Default::default()
-    };
+    let item = card_capture_request(b"drain");
     let in_flight = tokio::spawn(async move {
         c.reencrypt_batch(ReencryptBatchRequest {
             items: vec![item; 800],
