@@ -21,10 +21,10 @@ use tracing_subscriber::EnvFilter;
 
 use crate::registry::model::TelemetrySpec;
 
+mod log_buffer;
+
 /// Log target of the audit trail.
 pub const AUDIT_TARGET: &str = "reseal::audit";
-
-mod log_buffer;
 
 /// Installs the global subscriber for a short-lived command: each log line is
 /// written at once. `RUST_LOG` overrides `default_filter`. Safe to call more
