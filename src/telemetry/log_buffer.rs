@@ -76,52 +76,42 @@ pub struct Flusher {
 /// short-lived commands, which have no shutdown to flush at), and the handle
 /// that flushes the buffer.
 pub fn stderr(buffered: bool) -> (BufferedLog, Flusher) {
-    if buffered {
-        with_sink(Box::new(io::stderr()), MAX_PENDING, GATHER)
-    } else {
-        let shared = new_shared(Box::new(io::stderr()), MAX_PENDING, true);
-        let log = BufferedLog {
-            shared: shared.clone(),
-        };
-        (
-            log,
-            Flusher {
-                shared,
-                thread: None,
-            },
-        )
-    }
+    with_sink(
+        Box::new(io::stderr()),
+        MAX_PENDING,
+        buffered.then_some(GATHER),
+    )
 }
 
-fn new_shared(sink: Sink, max_pending: usize, closed: bool) -> Arc<Shared> {
-    Arc::new(Shared {
+/// A log in front of `sink`; without `gather`, no writer thread and each line
+/// written at once.
+fn with_sink(sink: Sink, max_pending: usize, gather: Option<Duration>) -> (BufferedLog, Flusher) {
+    let shared = Arc::new(Shared {
         state: Mutex::new(State {
             pending: Vec::new(),
             writer_idle: false,
-            closed,
+            // Lines are buffered only while a writer thread is there to write them.
+            closed: gather.is_none(),
         }),
         line_ready: Condvar::new(),
         drained: Condvar::new(),
         sink: Mutex::new(sink),
         max_pending,
-    })
-}
-
-fn with_sink(sink: Sink, max_pending: usize, gather: Duration) -> (BufferedLog, Flusher) {
-    let shared = new_shared(sink, max_pending, false);
-    let writer = shared.clone();
-    let thread = std::thread::Builder::new()
-        .name("reseal-log".into())
-        .spawn(move || write_loop(&writer, gather));
-    let thread = match thread {
-        Ok(t) => Some(t),
-        Err(e) => {
-            // No writer thread: write each line directly, as without the buffer.
-            shared.state().closed = true;
-            eprintln!("could not start the log writer thread ({e}); logging unbuffered");
-            None
+    });
+    let thread = gather.and_then(|gather| {
+        let writer = shared.clone();
+        let spawned = std::thread::Builder::new()
+            .name("reseal-log".into())
+            .spawn(move || write_loop(&writer, gather));
+        match spawned {
+            Ok(t) => Some(t),
+            Err(e) => {
+                shared.state().closed = true;
+                eprintln!("could not start the log writer thread ({e}); logging unbuffered");
+                None
+            }
         }
-    };
+    });
     (
         BufferedLog {
             shared: shared.clone(),
@@ -142,8 +132,7 @@ fn write_loop(shared: &Shared, gather: Duration) {
                 .unwrap_or_else(|e| e.into_inner());
         }
         state.writer_idle = false;
-        let closing = state.closed;
-        if !closing && state.pending.len() < shared.max_pending {
+        if !state.closed && state.pending.len() < shared.max_pending {
             drop(state);
             std::thread::sleep(gather);
             state = shared.state();
@@ -194,11 +183,8 @@ impl Write for LineWriter<'_> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let shared = self.shared;
         let mut state = shared.state();
+        // The writer is busy while anything is pending, so it will drain this.
         while !state.closed && state.pending.len() >= shared.max_pending {
-            if state.writer_idle {
-                state.writer_idle = false;
-                shared.line_ready.notify_one();
-            }
             state = shared
                 .drained
                 .wait(state)
@@ -267,7 +253,7 @@ mod tests {
     #[test]
     fn every_line_arrives_in_order_and_in_few_writes() {
         let sink = Recorder::default();
-        let (log, mut flusher) = with_sink(Box::new(sink.clone()), MAX_PENDING, GATHER);
+        let (log, mut flusher) = with_sink(Box::new(sink.clone()), MAX_PENDING, Some(GATHER));
         let expected = lines(2000);
         for line in &expected {
             log.make_writer().write_all(line.as_bytes()).unwrap();
@@ -287,7 +273,8 @@ mod tests {
             ..Recorder::default()
         };
         // Room for about 10 lines: writers must wait for the sink.
-        let (log, mut flusher) = with_sink(Box::new(sink.clone()), 100, Duration::from_millis(1));
+        let (log, mut flusher) =
+            with_sink(Box::new(sink.clone()), 100, Some(Duration::from_millis(1)));
         let threads: Vec<_> = (0..4)
             .map(|t| {
                 let log = log.clone();
@@ -324,7 +311,7 @@ mod tests {
         let (log, mut flusher) = with_sink(
             Box::new(sink.clone()),
             MAX_PENDING,
-            Duration::from_millis(50),
+            Some(Duration::from_millis(50)),
         );
         let logger = std::thread::spawn(move || {
             for i in 0..300 {
@@ -344,7 +331,7 @@ mod tests {
     #[test]
     fn a_line_is_written_without_a_shutdown_and_after_one_directly() {
         let sink = Recorder::default();
-        let (log, mut flusher) = with_sink(Box::new(sink.clone()), MAX_PENDING, GATHER);
+        let (log, mut flusher) = with_sink(Box::new(sink.clone()), MAX_PENDING, Some(GATHER));
         log.make_writer().write_all(b"first\n").unwrap();
         let deadline = std::time::Instant::now() + Duration::from_secs(5);
         while sink.written.lock().unwrap().is_empty() {
