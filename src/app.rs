@@ -9,7 +9,7 @@ use std::sync::Arc;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::broker::{Broker, CpuPool};
+use crate::broker::{Broker, CpuPool, MaterialsCache};
 use crate::clock::{Clock, SystemClock};
 use crate::grpc::{serve, Listeners, ServeError};
 use crate::keys::aws::AwsKeys;
@@ -107,7 +107,7 @@ impl Running {
     /// Starts draining and waits for the servers to stop.
     pub async fn stop(self) -> Result<(), ServeError> {
         let _ = self.shutdown.send(true);
-        self.task.await.unwrap_or(Ok(()))
+        server_outcome(self.task.await)
     }
 
     pub fn shutdown_sender(&self) -> watch::Sender<bool> {
@@ -115,8 +115,15 @@ impl Running {
     }
 
     pub async fn wait(self) -> Result<(), ServeError> {
-        self.task.await.unwrap_or(Ok(()))
+        server_outcome(self.task.await)
     }
+}
+
+/// A server task that panicked (or was cancelled) is a failure, never a clean exit.
+fn server_outcome(
+    joined: Result<Result<(), ServeError>, tokio::task::JoinError>,
+) -> Result<(), ServeError> {
+    joined.unwrap_or_else(|e| Err(ServeError::Crashed(e.to_string())))
 }
 
 /// Options that tests and the demo override.
@@ -174,6 +181,7 @@ mod scheduling {
 
     /// Sets the calling thread's policy (on Linux a policy is per thread).
     #[cfg(target_os = "linux")]
+    #[allow(unsafe_code)] // the crate's one unsafe call: libc has no safe wrapper for it
     pub fn apply(policy: IoScheduling) {
         let policy = match policy {
             IoScheduling::Batch => libc::SCHED_BATCH,
@@ -201,9 +209,10 @@ mod scheduling {
     }
 }
 
-/// Builds the AWS key factory when the configuration needs one.
+/// Builds the AWS key factory (its clients start on first use, so a
+/// configuration without AWS keys never touches AWS).
 pub fn aws_keys(spec: &AwsSpec, metrics: &Arc<Metrics>) -> Option<Arc<AwsKeys>> {
-    Some(Arc::new(AwsKeys::new(spec.clone(), metrics.clone())))
+    Some(Arc::new(AwsKeys::new(spec.options(), metrics.clone())))
 }
 
 /// Loads the registry (failing fast on a broken file), binds, and serves.
@@ -254,11 +263,14 @@ pub async fn start(source: ConfigSource, options: StartOptions) -> Result<Runnin
         source: e,
     })?;
     let cpu = CpuPool::new(server.workers());
-    let mut broker = Broker::new(registry.clone(), options.clock.clone(), metrics, cpu);
-    if let Some(aws) = &aws {
-        broker = broker.with_materials_cache(aws.materials_cache());
-    }
-    let broker = Arc::new(broker);
+    let materials = Arc::new(MaterialsCache::new(
+        &file.aws.consumer_data_key_cache,
+        metrics.clone(),
+    ));
+    let broker = Arc::new(
+        Broker::new(registry.clone(), options.clock.clone(), metrics, cpu)
+            .with_materials_cache(materials),
+    );
     let task = {
         let broker = broker.clone();
         tokio::spawn(async move { serve(broker, &server, listeners, shutdown_rx).await })
@@ -294,7 +306,24 @@ pub async fn termination() {
     }
 }
 
+#[cfg(test)]
+mod outcome_tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_panicked_server_task_is_an_error() {
+        let joined = tokio::spawn(async { panic!("boom") }).await;
+        assert!(matches!(
+            server_outcome(joined),
+            Err(ServeError::Crashed(_))
+        ));
+        let joined = tokio::spawn(async { Ok(()) }).await;
+        assert!(server_outcome(joined).is_ok());
+    }
+}
+
 #[cfg(all(test, target_os = "linux"))]
+#[allow(unsafe_code)] // reads the threads' policies back
 mod tests {
     use super::*;
 

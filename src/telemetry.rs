@@ -19,9 +19,31 @@ use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::EnvFilter;
 
-use crate::registry::model::TelemetrySpec;
+use serde::Deserialize;
 
 mod log_buffer;
+
+/// OpenTelemetry trace export over OTLP/gRPC. Off unless an endpoint is set.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TelemetrySpec {
+    /// OTLP/gRPC collector, e.g. `http://otel-collector:4317`.
+    pub otlp_endpoint: Option<String>,
+    /// `service.name` of the exported spans.
+    pub service_name: String,
+    /// Fraction of requests traced (0.0 to 1.0), parent-based.
+    pub sample_ratio: f64,
+}
+
+impl Default for TelemetrySpec {
+    fn default() -> Self {
+        TelemetrySpec {
+            otlp_endpoint: None,
+            service_name: "reseal".into(),
+            sample_ratio: 1.0,
+        }
+    }
+}
 
 /// Log target of the audit trail.
 pub const AUDIT_TARGET: &str = "reseal::audit";
@@ -330,27 +352,28 @@ impl Metrics {
             .inc();
     }
 
-    /// Replaces the expiry gauges with those of a newly loaded registry.
-    pub fn set_expiries(&self, registry: &crate::registry::Registry, now: time::OffsetDateTime) {
+    /// Replaces the expiry gauges with the registry's current list.
+    pub fn set_expiries(&self, expiries: &[KeyExpiry], now: time::OffsetDateTime) {
         self.key_expiry_days.clear();
-        for consumer in registry.consumers.values() {
-            for key in &consumer.keys {
-                if let Some(end) = key.window.not_after {
-                    let days = (end - now).as_seconds_f64() / 86_400.0;
-                    self.key_expiry_days
-                        .get_or_create(&ExpiryLabels {
-                            consumer: consumer.id.clone(),
-                            key: key.id.clone(),
-                            kind: if key.certificate.is_some() {
-                                "certificate"
-                            } else {
-                                "key_window"
-                            }
-                            .into(),
-                        })
-                        .set(days);
-                }
-            }
+        for e in expiries {
+            let days = (e.not_after - now).as_seconds_f64() / 86_400.0;
+            self.key_expiry_days
+                .get_or_create(&ExpiryLabels {
+                    consumer: e.consumer.clone(),
+                    key: e.key.clone(),
+                    kind: e.kind.into(),
+                })
+                .set(days);
         }
     }
+}
+
+/// When a consumer key stops being usable (the registry lists them).
+#[derive(Debug, Clone)]
+pub struct KeyExpiry {
+    pub consumer: String,
+    pub key: String,
+    /// `certificate` or `key_window`.
+    pub kind: &'static str,
+    pub not_after: time::OffsetDateTime,
 }

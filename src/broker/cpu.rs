@@ -2,8 +2,8 @@
 //! the crypto, so the async reactor only moves bytes.
 //!
 //! Why not `spawn_blocking` per step: every hand-off between the reactor and
-//! a blocking thread costs a wake-up and a context switch (measured: a third
-//! of the server's CPU at fan-out 100 when each envelope was its own task).
+//! a blocking thread costs a wake-up and a context switch (BENCHMARKS.md has
+//! the measurement at fan-out 100, when each envelope was its own task).
 //! So a request is one job here, from parsing to the first envelopes; it
 //! splits its fan-out across threads only when some are idle, which buys
 //! latency at low load and costs nothing at saturation. Jobs are queued, not
@@ -15,9 +15,12 @@ use std::sync::{Arc, Condvar, Mutex};
 
 use tokio::sync::oneshot;
 
-use super::BrokerError;
-
 type Job = Box<dyn FnOnce() + Send + 'static>;
+
+/// A job gave no result: it panicked, or the pool was shutting down.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("a crypto task failed")]
+pub struct PoolGone;
 
 struct Queue {
     jobs: VecDeque<Job>,
@@ -115,10 +118,8 @@ impl CpuPool {
     pub async fn run<T: Send + 'static>(
         &self,
         f: impl FnOnce() -> T + Send + 'static,
-    ) -> Result<T, BrokerError> {
-        self.spawn(f)
-            .await
-            .map_err(|_| BrokerError::internal("a crypto task failed"))
+    ) -> Result<T, PoolGone> {
+        self.spawn(f).await.map_err(|_| PoolGone)
     }
 }
 

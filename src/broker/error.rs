@@ -192,6 +192,12 @@ impl From<esdk::Error> for BrokerError {
     }
 }
 
+impl From<super::PoolGone> for BrokerError {
+    fn from(e: super::PoolGone) -> Self {
+        BrokerError::internal(e)
+    }
+}
+
 /// Maps a remote key failure, naming the key (never its material).
 pub fn key_access_error(key: &str, e: KeyAccessError) -> BrokerError {
     let detail = e.to_string();
@@ -230,13 +236,55 @@ pub fn key_access_error(key: &str, e: KeyAccessError) -> BrokerError {
             format!("key material for `{key}` is not usable"),
         )
         .with_detail(detail),
-        KeyAccessError::NotThisKey => BrokerError::new(
-            Reason::SourceKeyNotConfigured,
-            format!("source `{key}` does not hold the key the message was encrypted for"),
-        ),
         KeyAccessError::Unwrap(_) => {
             BrokerError::new(Reason::AuthenticationFailed, AUTHENTICATION_MESSAGE)
                 .with_detail(detail)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Reason;
+
+    /// Adding a reason without listing it in `Reason::ALL` fails to compile
+    /// here (the match is exhaustive) or fails this test (the count).
+    #[test]
+    fn reason_all_lists_every_reason_once() {
+        let listed = |r: Reason| -> usize {
+            match r {
+                Reason::NoDataSupplied
+                | Reason::MaximumDataSizeExceeded
+                | Reason::TooManyEncryptedDataKeys
+                | Reason::MalformedCiphertext
+                | Reason::AuthenticationFailed
+                | Reason::SourceKeyNotConfigured
+                | Reason::SourceKeyNotFound
+                | Reason::KeyExpired
+                | Reason::KeyDisabled
+                | Reason::SuiteNotAllowed
+                | Reason::EncryptionContextMismatch
+                | Reason::NoTargets
+                | Reason::UnknownConsumer
+                | Reason::UnknownRoute
+                | Reason::TooManyConsumers
+                | Reason::BatchTooLarge
+                | Reason::Unauthenticated
+                | Reason::PermissionDenied
+                | Reason::UpstreamUnavailable
+                | Reason::Overloaded
+                | Reason::NotReady
+                | Reason::Internal => 1,
+            }
+        };
+        const VARIANTS: usize = 22;
+        assert_eq!(
+            Reason::ALL.iter().map(|r| listed(*r)).sum::<usize>(),
+            VARIANTS
+        );
+        let unique: std::collections::BTreeSet<_> = Reason::ALL.iter().collect();
+        assert_eq!(unique.len(), VARIANTS, "a reason is listed twice");
+        let names: std::collections::BTreeSet<_> = Reason::ALL.iter().map(|r| r.as_str()).collect();
+        assert_eq!(names.len(), VARIANTS, "two reasons share a name");
     }
 }

@@ -15,14 +15,11 @@ use time::{Duration, OffsetDateTime};
 
 use super::CliResult;
 use crate::app::{self, StartOptions};
-use crate::esdk::{
-    self, AlgorithmSuite, DecryptPolicy, EncryptCommitment, EncryptOptions, EncryptionContext,
-    IdentitySet,
-};
+use crate::esdk::{self, DecryptPolicy, IdentitySet};
 use crate::grpc::proto::{
     reencrypt_request::Input, reencrypt_service_client::ReencryptServiceClient, ReencryptRequest,
 };
-use crate::keys::{cert, raw_rsa, RawRsaKeyring, RsaPadding};
+use crate::keys::{cert, connect, raw_rsa, RawRsaKeyring, RsaPadding};
 use crate::registry::ConfigSource;
 
 #[derive(clap::Args, Debug)]
@@ -119,23 +116,13 @@ routes:
 
     // What Amazon Connect would hand the backend: base64 of an ESDK message.
     let connect_key = RawRsaKeyring::from_public_pem(
-        "AmazonConnect",
+        connect::PROVIDER_ID,
         CONNECT_KEY_ID,
-        RsaPadding::OaepSha512,
+        connect::PADDING,
         std::fs::read(path("connect.pub.pem"))?.as_slice(),
     )?;
-    let suite = AlgorithmSuite::Aes256GcmIv12Tag16HkdfSha384EcdsaP384;
-    let input = esdk::encrypt(
-        args.card.as_bytes(),
-        &[&connect_key],
-        &EncryptionContext::new(),
-        &EncryptOptions {
-            suite,
-            frame_length: 4096,
-            commitment: EncryptCommitment::Forbid,
-            ..Default::default()
-        },
-    )?;
+    let suite = connect::SUITE;
+    let input = connect::encrypt(&connect_key, args.card.as_bytes())?;
     let input_b64 = base64::engine::general_purpose::STANDARD.encode(&input);
     println!(
         "input: Amazon Connect-shaped message, suite {suite}, {} bytes ({} base64 characters), card {}",

@@ -1,6 +1,5 @@
 //! Command-line interface: one subcommand per job, each a thin caller of the library.
 
-mod bench;
 mod demo;
 mod inspect;
 mod keygen;
@@ -40,9 +39,6 @@ enum Command {
     /// Run ESDK test-vector manifests.
     #[command(subcommand)]
     Vectors(vectors::Command),
-    /// Benchmarks: set-up, crypto floor, load generator (see scripts/bench.sh).
-    #[command(subcommand)]
-    Bench(bench::Command),
 }
 
 pub fn main() -> ExitCode {
@@ -54,7 +50,6 @@ pub fn main() -> ExitCode {
         Command::Keygen(cmd) => keygen::run(cmd),
         Command::Inspect(args) => inspect::run(args),
         Command::Vectors(cmd) => vectors::run(cmd),
-        Command::Bench(cmd) => bench::run(cmd),
     };
     match result {
         Ok(code) => code,

@@ -16,9 +16,6 @@ use http_body_util::BodyExt;
 use hyper::body::{Bytes, Frame};
 use tower::{Layer, Service};
 
-use super::status::ERROR_DOMAIN;
-use crate::broker::Reason;
-
 #[derive(Clone, Copy, Debug)]
 pub struct RequestSizeLimitLayer {
     pub max_bytes: usize,
@@ -42,18 +39,7 @@ pub struct RequestSizeLimit<S> {
 }
 
 fn too_large(declared: usize, max: usize) -> http::Response<tonic::body::Body> {
-    use tonic_types::{ErrorDetails, StatusExt};
-    let details = ErrorDetails::with_error_info(
-        Reason::MaximumDataSizeExceeded.as_str(),
-        ERROR_DOMAIN,
-        std::collections::HashMap::new(),
-    );
-    tonic::Status::with_error_details(
-        tonic::Code::ResourceExhausted,
-        format!("the request message is {declared} bytes; this server accepts at most {max} (server.max_request_bytes)"),
-        details,
-    )
-    .into_http()
+    super::status::request_too_large(declared, max).into_http()
 }
 
 /// The request body with what was already read put back in front.

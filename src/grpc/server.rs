@@ -58,6 +58,9 @@ pub enum ServeError {
     Transport(#[from] tonic::transport::Error),
     #[error("reflection: {0}")]
     Reflection(String),
+    /// A server task panicked.
+    #[error("server task failed: {0}")]
+    Crashed(String),
 }
 
 /// Runs until `shutdown` becomes true, then drains.
@@ -222,7 +225,7 @@ fn admin_route(
             if let Some(reg) = broker.registry().snapshot() {
                 broker
                     .metrics()
-                    .set_expiries(&reg, time::OffsetDateTime::now_utc());
+                    .set_expiries(&reg.expiries(), time::OffsetDateTime::now_utc());
             }
             text(
                 StatusCode::OK,

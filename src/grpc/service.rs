@@ -84,19 +84,9 @@ fn caller_of<T>(request: &Request<T>) -> Caller {
 }
 
 /// The caller's request id (field, else `x-request-id` header), or a new one.
-fn request_id(field: &str, metadata: &tonic::metadata::MetadataMap) -> String {
-    let ok = |s: &str| !s.is_empty() && s.len() <= 128 && s.bytes().all(|b| b.is_ascii_graphic());
-    if ok(field) {
-        return field.to_owned();
-    }
-    if let Some(h) = metadata.get("x-request-id").and_then(|v| v.to_str().ok()) {
-        if ok(h) {
-            return h.to_owned();
-        }
-    }
-    let mut bytes = [0u8; 12];
-    let _ = aws_lc_rs::rand::fill(&mut bytes);
-    hex::encode(bytes)
+fn request_id(field: &str, metadata: &tonic::metadata::MetadataMap) -> Result<String, BrokerError> {
+    let header = metadata.get("x-request-id").and_then(|v| v.to_str().ok());
+    broker::request_id(&[Some(field), header])
 }
 
 fn decode(
@@ -175,7 +165,8 @@ impl ReencryptService for Service {
     ) -> Result<Response<proto::ReencryptResponse>, Status> {
         let started = Instant::now();
         let caller = caller_of(&request);
-        let rid = request_id(&request.get_ref().request_id, request.metadata());
+        let rid = request_id(&request.get_ref().request_id, request.metadata())
+            .map_err(|e| to_status(&e, ""))?;
         let route = self
             .broker
             .route_label(Some(request.get_ref().route.as_str()).filter(|r| !r.is_empty()));
@@ -204,7 +195,7 @@ impl ReencryptService for Service {
     ) -> Result<Response<proto::ReencryptBatchResponse>, Status> {
         let started = Instant::now();
         let caller = caller_of(&request);
-        let rid = request_id("", request.metadata());
+        let rid = request_id("", request.metadata()).map_err(|e| to_status(&e, ""))?;
         let _permit = match self.admit() {
             Ok(p) => p,
             Err(e) => {
@@ -219,11 +210,11 @@ impl ReencryptService for Service {
             .enumerate()
             .map(|(i, item)| {
                 let item_rid = if item.request_id.is_empty() {
-                    format!("{rid}-{i}")
+                    Ok(format!("{rid}-{i}"))
                 } else {
-                    request_id(&item.request_id, &tonic::metadata::MetadataMap::new())
+                    broker::request_id(&[Some(&item.request_id)])
                 };
-                decode(item, item_rid)
+                item_rid.and_then(|r| decode(item, r))
             })
             .collect();
         let span = tracing::info_span!("reencrypt_batch", request_id = %rid, items = items.len());

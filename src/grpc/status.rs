@@ -54,6 +54,18 @@ pub fn to_status(err: &BrokerError, request_id: &str) -> Status {
     Status::with_error_details(code(err.reason), err.message.clone(), details)
 }
 
+/// A request message over `server.max_request_bytes`, refused before its
+/// body is read: RESOURCE_EXHAUSTED, as gRPC itself answers for its message
+/// limit, with the same reason as every other size limit.
+pub fn request_too_large(declared: usize, max: usize) -> Status {
+    let err = BrokerError::new(
+        Reason::MaximumDataSizeExceeded,
+        format!("the request message is {declared} bytes; this server accepts at most {max} (server.max_request_bytes)"),
+    );
+    let details = ErrorDetails::with_error_info(err.reason.as_str(), ERROR_DOMAIN, HashMap::new());
+    Status::with_error_details(Code::ResourceExhausted, err.message, details)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -7,7 +7,14 @@ use x509_parser::oid_registry::OID_PKCS1_RSAENCRYPTION;
 use x509_parser::prelude::{FromDer, X509Certificate};
 
 use super::{pem, raw_rsa, KeyError};
-use crate::registry::CertificateInfo;
+
+/// What an operator needs to know of a certificate a consumer key came from.
+#[derive(Debug, Clone)]
+pub struct CertificateInfo {
+    pub subject: String,
+    pub not_before: OffsetDateTime,
+    pub not_after: OffsetDateTime,
+}
 
 /// Parses the first `CERTIFICATE` in `pem_text`; it must carry an RSA key.
 pub fn rsa_certificate(

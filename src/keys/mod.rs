@@ -5,9 +5,11 @@
 //! * [`remote`]: the async counterparts for keys used through AWS, and [`aws`]
 //!   their implementations (SSM private keys, KMS) with caches.
 //! * [`pem`] and [`cert`]: the PEM/DER/X.509 shapes operators hand us.
+//! * [`connect`]: Amazon Connect's shape of input (its defaults and an encoder).
 
 pub mod aws;
 pub mod cert;
+pub mod connect;
 pub mod pem;
 pub mod raw_aes;
 pub mod raw_rsa;

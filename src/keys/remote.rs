@@ -1,14 +1,24 @@
-//! Keys used through a remote service (AWS KMS, SSM-held private keys).
+//! Keys used through a remote service (AWS KMS, SSM-held RSA keys).
 //!
 //! The pure engine's `Identity`/`Recipient` are synchronous; these are their
 //! async counterparts, with errors classified so the broker can tell "the key
 //! is gone" from "the key is disabled" from "AWS is unreachable, retry".
+//!
+//! One rule for where crypto runs: a remote key does only what needs the
+//! service (a KMS call, a fetch of material). Material it fetches comes back as
+//! a local [`Identity`] / [`Recipient`], which the broker then uses on its CPU
+//! pool like any configured key. And one encoding of "not mine" for both
+//! keyring families: `Ok(None)`.
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 
-use crate::esdk::{AlgorithmSuite, DataKey, EncryptedDataKey, EncryptionContext, KeyringContext};
+use crate::esdk::{
+    AlgorithmSuite, DataKey, EncryptedDataKey, EncryptionContext, Identity, KeyringContext,
+    Recipient,
+};
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
@@ -36,13 +46,18 @@ pub enum KeyAccessError {
     /// The key was used and refused the EDK (tampered EDK, or not this key's).
     #[error("data key could not be unwrapped: {0}")]
     Unwrap(String),
-    /// The EDK is not addressed to this key after all (e.g. an alias that
-    /// resolved to another key); try the next candidate.
-    #[error("the encrypted data key is not for this key")]
-    NotThisKey,
     /// A local guard refused to ask AWS (the discovery rate limit).
     #[error("too many lookups of unknown keys; try again later")]
     RateLimited { retry_after: Duration },
+}
+
+/// What a remote source makes of an EDK addressed to it.
+pub enum Unwrapped {
+    /// The service unwrapped it (KMS Decrypt).
+    DataKey(DataKey),
+    /// The key the EDK needs, fetched (an SSM-held RSA private key): the
+    /// broker unwraps with it on the CPU pool.
+    Identity(Arc<dyn Identity>),
 }
 
 /// A source key whose unwrapping goes through AWS.
@@ -54,19 +69,32 @@ pub trait RemoteSource: Send + Sync {
     /// For pattern rules: whether an EDK's provider info is in scope.
     fn answers_for(&self, provider_info: &[u8]) -> bool;
 
-    /// Unwraps one EDK addressed to this source.
-    fn unwrap<'a>(
+    /// Resolves one EDK the lookup matched to this source: its data key, or
+    /// the identity that unwraps it. `Ok(None)`: not this source's after all
+    /// (an alias that resolved to another key, a key name of another shape).
+    fn resolve<'a>(
         &'a self,
         edk: &'a EncryptedDataKey,
         ctx: KeyringContext<'a>,
-    ) -> BoxFuture<'a, Result<DataKey, KeyAccessError>>;
+    ) -> BoxFuture<'a, Result<Option<Unwrapped>, KeyAccessError>>;
 
     /// Fetches or checks whatever the source needs, for `reseal validate` and
     /// the start-up self-test. Returns a one-line description of what was checked.
     fn self_test(&self) -> BoxFuture<'_, Result<String, KeyAccessError>>;
 }
 
-/// A consumer key whose wrapping goes through AWS KMS.
+/// A consumer key whose material is fetched (an RSA public key in SSM): the
+/// broker wraps with the fetched key on the CPU pool.
+pub trait FetchedRecipient: Send + Sync {
+    fn label(&self) -> String;
+
+    /// The key, from the cache or the service.
+    fn fetch(&self) -> BoxFuture<'_, Result<Arc<dyn Recipient>, KeyAccessError>>;
+
+    fn self_test(&self) -> BoxFuture<'_, Result<String, KeyAccessError>>;
+}
+
+/// A consumer key whose wrapping is done by AWS KMS.
 pub trait RemoteRecipient: Send + Sync {
     fn label(&self) -> String;
 

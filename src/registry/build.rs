@@ -13,8 +13,8 @@ use time::OffsetDateTime;
 use zeroize::Zeroizing;
 
 use super::model::{
-    AwsSpec, ConfigFile, ConsumerKeyKind, ConsumerSpec, DevelopmentSpec, KeyRef, ServerSpec,
-    SourceKind, SourceSpec,
+    AwsSpec, ConfigFile, ConsumerKeyKind, ConsumerKeySpec, ConsumerSpec, DevelopmentSpec, KeyRef,
+    ServerSpec, SourceKind, SourceSpec,
 };
 use super::{
     BrokerLimits, CallerRule, Callers, Consumer, ConsumerKey, ConsumerWrap, ContextRules,
@@ -23,8 +23,9 @@ use super::{
 use crate::esdk::{
     self, AlgorithmSuite, DecryptCommitment, DecryptPolicy, EncryptionContext, SuiteSet,
 };
-use crate::keys::aws::AwsKeys;
-use crate::keys::{raw_rsa, RawAesKeyring, RawRsaKeyring, RsaPadding};
+use crate::keys::aws::{arn::KmsArn, kms, ssm, AwsKeys};
+use crate::keys::cert::CertificateInfo;
+use crate::keys::{connect, raw_rsa, RawAesKeyring, RawRsaKeyring, RsaPadding};
 
 /// The file could not be turned into a registry.
 #[derive(Debug, thiserror::Error)]
@@ -167,6 +168,13 @@ fn aws_only_fields(spec: &SourceSpec) -> [(&'static str, bool); 5] {
     ]
 }
 
+/// What each source type compiles to, before the parts every type shares.
+struct SourceShape {
+    provider_id: String,
+    key_name: Option<String>,
+    material: SourceMaterial,
+}
+
 struct Builder {
     origin: String,
     base_dir: PathBuf,
@@ -174,6 +182,10 @@ struct Builder {
     problems: Vec<String>,
     warnings: Vec<String>,
 }
+
+/// Provider id of consumer keys unless configured: what the consumer's keyring expects.
+pub const DEFAULT_CONSUMER_PROVIDER_ID: &str = "reseal";
+pub const DEFAULT_CONSUMER_PADDING: RsaPadding = RsaPadding::OaepSha256;
 
 /// Default envelope suite: committed and unsigned (see README, "Why 0x0478").
 pub const DEFAULT_CONSUMER_SUITE: AlgorithmSuite = AlgorithmSuite::Aes256GcmHkdfSha512CommitKey;
@@ -274,6 +286,25 @@ impl Builder {
         }
     }
 
+    /// An AES keyring from a key reference; every failure is a recorded problem.
+    fn aes_keyring(
+        &mut self,
+        provider_id: &str,
+        key_name: &str,
+        r: &KeyRef,
+        entry: &str,
+        field: &str,
+    ) -> Option<RawAesKeyring> {
+        let bytes = self.aes_key(r, entry, field)?;
+        match RawAesKeyring::new(provider_id, key_name, &bytes) {
+            Ok(k) => Some(k),
+            Err(e) => {
+                self.problem(entry, field, e);
+                None
+            }
+        }
+    }
+
     fn suites(&mut self, list: &[String], entry: &str, field: &str) -> SuiteSet {
         let mut set = SuiteSet::empty();
         for s in list {
@@ -365,7 +396,6 @@ impl Builder {
         entry: &str,
         limits: &BrokerLimits,
     ) -> Option<SourceKey> {
-        let kind = spec.kind.as_str();
         let window = self.window(spec.not_before, spec.decrypt_until, entry, "decrypt_until");
         let default_suites: SuiteSet = AlgorithmSuite::ALL
             .iter()
@@ -409,88 +439,16 @@ impl Builder {
             allow: rules.allow.clone(),
         };
 
-        let (provider_id, key_name, material) = match spec.kind {
-            SourceKind::RawRsa => {
-                self.not_used(entry, kind, &[("key", spec.key.is_some())]);
-                self.not_used(entry, kind, &aws_only_fields(spec));
-                let key_name = self
-                    .required(&spec.key_name, entry, "key_name", kind)?
-                    .clone();
-                let private_key = self.required(&spec.private_key, entry, "private_key", kind)?;
-                let provider_id = spec
-                    .provider_id
-                    .clone()
-                    .unwrap_or_else(|| "AmazonConnect".into());
-                let padding = spec.padding.unwrap_or(RsaPadding::OaepSha512);
-                let material = match private_key {
-                    KeyRef::Ssm(param) => {
-                        let aws = self.aws_keys(entry, "private_key")?;
-                        SourceMaterial::Remote(aws.ssm_private_key(
-                            param,
-                            &provider_id,
-                            &key_name,
-                            padding,
-                        ))
-                    }
-                    local => {
-                        let pem = self.material(local, entry, "private_key")?;
-                        match RawRsaKeyring::from_private_pem(
-                            &provider_id,
-                            &key_name,
-                            padding,
-                            &pem,
-                        ) {
-                            Ok(k) => SourceMaterial::Local(Arc::new(k)),
-                            Err(e) => {
-                                self.problem(entry, "private_key", format!("{e} (from {local})"));
-                                return None;
-                            }
-                        }
-                    }
-                };
-                (provider_id, Some(key_name), material)
-            }
-            SourceKind::RawAes => {
-                self.not_used(
-                    entry,
-                    kind,
-                    &[
-                        ("private_key", spec.private_key.is_some()),
-                        ("padding", spec.padding.is_some()),
-                    ],
-                );
-                self.not_used(entry, kind, &aws_only_fields(spec));
-                let key_name = self
-                    .required(&spec.key_name, entry, "key_name", kind)?
-                    .clone();
-                let provider_id = self
-                    .required(&spec.provider_id, entry, "provider_id", kind)?
-                    .clone();
-                let key_ref = self.required(&spec.key, entry, "key", kind)?;
-                let bytes = self.aes_key(key_ref, entry, "key")?;
-                let keyring = RawAesKeyring::new(&provider_id, &key_name, &bytes).ok()?;
-                (
-                    provider_id,
-                    Some(key_name),
-                    SourceMaterial::Local(Arc::new(keyring)),
-                )
-            }
-            SourceKind::AwsKms | SourceKind::AwsKmsDiscovery | SourceKind::SsmDiscovery => {
-                let aws = self.aws_keys(entry, "type")?;
-                match aws.source(id, spec) {
-                    Ok(remote) => (
-                        remote.provider_id.clone(),
-                        remote.key_name.clone(),
-                        remote.material,
-                    ),
-                    Err(problems) => {
-                        for (field, msg) in problems {
-                            self.problem(entry, field, msg);
-                        }
-                        return None;
-                    }
-                }
-            }
+        let SourceShape {
+            provider_id,
+            key_name,
+            material,
+        } = match spec.kind {
+            SourceKind::RawRsa => self.raw_rsa_source(spec, entry)?,
+            SourceKind::RawAes => self.raw_aes_source(spec, entry)?,
+            SourceKind::AwsKms => self.kms_source(spec, entry)?,
+            SourceKind::AwsKmsDiscovery => self.kms_discovery_source(spec, entry)?,
+            SourceKind::SsmDiscovery => self.ssm_discovery_source(spec, entry)?,
         };
         Some(SourceKey {
             id: id.to_owned(),
@@ -501,6 +459,231 @@ impl Builder {
             window,
             policy,
             context_rules,
+        })
+    }
+
+    /// An RSA private key (Amazon Connect's): PEM from `file:`/`env:`/inline, or an SSM parameter.
+    fn raw_rsa_source(&mut self, spec: &SourceSpec, entry: &str) -> Option<SourceShape> {
+        let kind = spec.kind.as_str();
+        self.not_used(entry, kind, &[("key", spec.key.is_some())]);
+        self.not_used(entry, kind, &aws_only_fields(spec));
+        let key_name = self
+            .required(&spec.key_name, entry, "key_name", kind)?
+            .clone();
+        let private_key = self.required(&spec.private_key, entry, "private_key", kind)?;
+        let provider_id = spec
+            .provider_id
+            .clone()
+            .unwrap_or_else(|| connect::PROVIDER_ID.into());
+        let padding = spec.padding.unwrap_or(connect::PADDING);
+        let material = match private_key {
+            KeyRef::Ssm(param) => {
+                let aws = self.aws_keys(entry, "private_key")?;
+                SourceMaterial::Remote(aws.ssm_private_key(param, &provider_id, &key_name, padding))
+            }
+            local => {
+                let pem = self.material(local, entry, "private_key")?;
+                match RawRsaKeyring::from_private_pem(&provider_id, &key_name, padding, &pem) {
+                    Ok(k) => SourceMaterial::Local(Arc::new(k)),
+                    Err(e) => {
+                        self.problem(entry, "private_key", format!("{e} (from {local})"));
+                        return None;
+                    }
+                }
+            }
+        };
+        Some(SourceShape {
+            provider_id,
+            key_name: Some(key_name),
+            material,
+        })
+    }
+
+    /// An AES-GCM wrapping key (the ESDK's raw AES keyring).
+    fn raw_aes_source(&mut self, spec: &SourceSpec, entry: &str) -> Option<SourceShape> {
+        let kind = spec.kind.as_str();
+        self.not_used(
+            entry,
+            kind,
+            &[
+                ("private_key", spec.private_key.is_some()),
+                ("padding", spec.padding.is_some()),
+            ],
+        );
+        self.not_used(entry, kind, &aws_only_fields(spec));
+        let key_name = self
+            .required(&spec.key_name, entry, "key_name", kind)?
+            .clone();
+        let provider_id = self
+            .required(&spec.provider_id, entry, "provider_id", kind)?
+            .clone();
+        let key_ref = self.required(&spec.key, entry, "key", kind)?;
+        let keyring = self.aes_keyring(&provider_id, &key_name, key_ref, entry, "key")?;
+        Some(SourceShape {
+            provider_id,
+            key_name: Some(key_name),
+            material: SourceMaterial::Local(Arc::new(keyring)),
+        })
+    }
+
+    /// Fields a KMS source type never uses.
+    fn kms_unused_fields(&mut self, spec: &SourceSpec, entry: &str) {
+        let kind = spec.kind.as_str();
+        self.not_used(
+            entry,
+            kind,
+            &[
+                ("private_key", spec.private_key.is_some()),
+                ("key", spec.key.is_some()),
+                ("padding", spec.padding.is_some()),
+                ("key_name", spec.key_name.is_some()),
+                ("key_name_pattern", spec.key_name_pattern.is_some()),
+                ("parameter_template", spec.parameter_template.is_some()),
+            ],
+        );
+        if spec
+            .provider_id
+            .as_deref()
+            .is_some_and(|p| p != kms::PROVIDER_ID)
+        {
+            self.problem(
+                entry,
+                "provider_id",
+                format!("KMS keys always use provider id `{}`", kms::PROVIDER_ID),
+            );
+        }
+    }
+
+    /// AWS KMS symmetric keys by ARN, alias or key id (strict mode).
+    fn kms_source(&mut self, spec: &SourceSpec, entry: &str) -> Option<SourceShape> {
+        self.kms_unused_fields(spec, entry);
+        if spec.discovery_filter.is_some() {
+            self.problem(
+                entry,
+                "discovery_filter",
+                "not used by type `aws-kms`; use `aws-kms-discovery`",
+            );
+        }
+        let ids = match &spec.key_ids {
+            Some(ids) if !ids.is_empty() => ids,
+            _ => {
+                self.problem(
+                    entry,
+                    "key_ids",
+                    "required for type `aws-kms`: at least one key ARN or alias",
+                );
+                return None;
+            }
+        };
+        let mut valid = true;
+        for id in ids {
+            if id.starts_with("arn:") && KmsArn::parse(id).is_none() {
+                self.problem(
+                    entry,
+                    "key_ids",
+                    format!("`{id}` is not a KMS key or alias ARN"),
+                );
+                valid = false;
+            }
+        }
+        let aws = self.aws_keys(entry, "type")?;
+        valid.then(|| SourceShape {
+            provider_id: kms::PROVIDER_ID.into(),
+            key_name: None,
+            material: SourceMaterial::Remote(aws.kms_strict(ids, spec.region.clone())),
+        })
+    }
+
+    /// Any AWS KMS key within a partition and account filter (discovery mode).
+    fn kms_discovery_source(&mut self, spec: &SourceSpec, entry: &str) -> Option<SourceShape> {
+        self.kms_unused_fields(spec, entry);
+        if spec.key_ids.is_some() {
+            self.problem(
+                entry,
+                "key_ids",
+                "not used by type `aws-kms-discovery`; use `aws-kms` for fixed keys",
+            );
+        }
+        let filter = match &spec.discovery_filter {
+            Some(f) if !f.account_ids.is_empty() && !f.partition.is_empty() => f,
+            _ => {
+                self.problem(
+                    entry,
+                    "discovery_filter",
+                    "required for type `aws-kms-discovery`: a partition and at least one account id",
+                );
+                return None;
+            }
+        };
+        let aws = self.aws_keys(entry, "type")?;
+        Some(SourceShape {
+            provider_id: kms::PROVIDER_ID.into(),
+            key_name: None,
+            material: SourceMaterial::Remote(aws.kms_discovery(
+                filter.partition.clone(),
+                filter.account_ids.clone(),
+                spec.region.clone(),
+            )),
+        })
+    }
+
+    /// RSA private keys found in SSM by key id (Amazon Connect key discovery).
+    fn ssm_discovery_source(&mut self, spec: &SourceSpec, entry: &str) -> Option<SourceShape> {
+        let kind = spec.kind.as_str();
+        self.not_used(
+            entry,
+            kind,
+            &[
+                ("private_key", spec.private_key.is_some()),
+                ("key", spec.key.is_some()),
+                ("key_ids", spec.key_ids.is_some()),
+                ("discovery_filter", spec.discovery_filter.is_some()),
+                ("region", spec.region.is_some()),
+                ("key_name", spec.key_name.is_some()),
+            ],
+        );
+        let pattern =
+            match ssm::key_name_pattern(spec.key_name_pattern.as_deref().unwrap_or("uuid")) {
+                Ok(p) => Some(p),
+                Err(e) => {
+                    self.problem(entry, "key_name_pattern", e);
+                    None
+                }
+            };
+        let template = match &spec.parameter_template {
+            Some(t) if t.contains("{key_id}") && t.starts_with('/') => Some(t.clone()),
+            Some(_) => {
+                self.problem(
+                    entry,
+                    "parameter_template",
+                    "must be an absolute parameter path containing `{key_id}`",
+                );
+                None
+            }
+            None => {
+                self.problem(
+                    entry,
+                    "parameter_template",
+                    "required for type `ssm-discovery`, e.g. `/amazon-connect/encryption/{key_id}/private-key`",
+                );
+                None
+            }
+        };
+        let provider_id = spec
+            .provider_id
+            .clone()
+            .unwrap_or_else(|| connect::PROVIDER_ID.into());
+        let (pattern, template) = (pattern?, template?);
+        let aws = self.aws_keys(entry, "type")?;
+        Some(SourceShape {
+            material: SourceMaterial::Remote(aws.ssm_discovery(
+                &provider_id,
+                pattern,
+                &template,
+                spec.padding.unwrap_or(connect::PADDING),
+            )),
+            provider_id,
+            key_name: None,
         })
     }
 
@@ -619,134 +802,37 @@ impl Builder {
     fn consumer_key(
         &mut self,
         id: &str,
-        spec: &super::model::ConsumerKeySpec,
+        spec: &ConsumerKeySpec,
         entry: &str,
     ) -> Option<(ConsumerKey, Option<(String, String)>)> {
-        let kind = spec.kind.as_str();
         let own_window = self.window(spec.not_before, spec.not_after, entry, "not_after");
-        let provider_id = spec.provider_id.clone().unwrap_or_else(|| "reseal".into());
+        let provider_id = spec
+            .provider_id
+            .clone()
+            .unwrap_or_else(|| DEFAULT_CONSUMER_PROVIDER_ID.into());
         let key_name = spec.key_name.clone().unwrap_or_else(|| id.to_owned());
-        let padding = spec.padding.unwrap_or(RsaPadding::OaepSha256);
-        let mut certificate = None;
-        let mut window = own_window;
-        let wrap = match spec.kind {
-            ConsumerKeyKind::RsaPublic | ConsumerKeyKind::X509 => {
-                self.not_used(
-                    entry,
-                    kind,
-                    &[
-                        ("key", spec.key.is_some()),
-                        ("key_id", spec.key_id.is_some()),
-                    ],
-                );
-                let public = if spec.kind == ConsumerKeyKind::RsaPublic {
-                    self.not_used(entry, kind, &[("certificate", spec.certificate.is_some())]);
-                    let r = self.required(&spec.public_key, entry, "public_key", kind)?;
-                    if let KeyRef::Ssm(param) = r {
-                        let aws = self.aws_keys(entry, "public_key")?;
-                        let wrap = ConsumerWrap::Remote(aws.ssm_public_key(
-                            param,
-                            &provider_id,
-                            &key_name,
-                            padding,
-                        ));
-                        return Some((
-                            ConsumerKey {
-                                id: id.to_owned(),
-                                kind: spec.kind,
-                                wrap,
-                                window: own_window,
-                                certificate: None,
-                            },
-                            Some((provider_id, key_name)),
-                        ));
-                    }
-                    let pem = self.material(r, entry, "public_key")?;
-                    match raw_rsa::parse_public_key_pem(&pem) {
-                        Ok(k) => k,
-                        Err(e) => {
-                            self.problem(entry, "public_key", format!("{e} (from {r})"));
-                            return None;
-                        }
-                    }
-                } else {
-                    self.not_used(entry, kind, &[("public_key", spec.public_key.is_some())]);
-                    let r = self.required(&spec.certificate, entry, "certificate", kind)?;
-                    let pem = self.material(r, entry, "certificate")?;
-                    match crate::keys::cert::rsa_certificate(&pem) {
-                        Ok((key, info)) => {
-                            window = own_window.intersect(Window {
-                                not_before: Some(info.not_before),
-                                not_after: Some(info.not_after),
-                            });
-                            certificate = Some(info);
-                            key
-                        }
-                        Err(e) => {
-                            self.problem(entry, "certificate", format!("{e} (from {r})"));
-                            return None;
-                        }
-                    }
-                };
-                if public.key_size_bits() < 2048 {
-                    self.problem(
-                        entry,
-                        "",
-                        format!(
-                            "RSA key is {} bits; at least 2048 are required",
-                            public.key_size_bits()
-                        ),
-                    );
-                    return None;
-                }
-                match RawRsaKeyring::from_public_key(&provider_id, &key_name, padding, public) {
-                    Ok(k) => ConsumerWrap::Local(Arc::new(k)),
-                    Err(e) => {
-                        self.problem(entry, "", e);
-                        return None;
-                    }
-                }
+        let (wrap, certificate) = match spec.kind {
+            ConsumerKeyKind::RsaPublic => (
+                self.rsa_public_key(spec, entry, &provider_id, &key_name)?,
+                None,
+            ),
+            ConsumerKeyKind::X509 => {
+                let (wrap, info) = self.x509_key(spec, entry, &provider_id, &key_name)?;
+                (wrap, Some(info))
             }
-            ConsumerKeyKind::RawAes => {
-                self.not_used(
-                    entry,
-                    kind,
-                    &[
-                        ("public_key", spec.public_key.is_some()),
-                        ("certificate", spec.certificate.is_some()),
-                        ("key_id", spec.key_id.is_some()),
-                        ("padding", spec.padding.is_some()),
-                    ],
-                );
-                let r = self.required(&spec.key, entry, "key", kind)?;
-                let bytes = self.aes_key(r, entry, "key")?;
-                ConsumerWrap::Local(Arc::new(
-                    RawAesKeyring::new(&provider_id, &key_name, &bytes).ok()?,
-                ))
-            }
-            ConsumerKeyKind::AwsKms => {
-                self.not_used(
-                    entry,
-                    kind,
-                    &[
-                        ("public_key", spec.public_key.is_some()),
-                        ("certificate", spec.certificate.is_some()),
-                        ("key", spec.key.is_some()),
-                        ("padding", spec.padding.is_some()),
-                        ("provider_id", spec.provider_id.is_some()),
-                        ("key_name", spec.key_name.is_some()),
-                    ],
-                );
-                let key_id = self.required(&spec.key_id, entry, "key_id", kind)?;
-                let aws = self.aws_keys(entry, "key_id")?;
-                match aws.recipient(key_id) {
-                    Ok(r) => ConsumerWrap::Remote(r),
-                    Err(msg) => {
-                        self.problem(entry, "key_id", msg);
-                        return None;
-                    }
-                }
-            }
+            ConsumerKeyKind::RawAes => (
+                self.raw_aes_consumer_key(spec, entry, &provider_id, &key_name)?,
+                None,
+            ),
+            ConsumerKeyKind::AwsKms => (self.kms_consumer_key(spec, entry)?, None),
+        };
+        // A certificate's validity bounds the key's own window.
+        let window = match &certificate {
+            Some(info) => own_window.intersect(Window {
+                not_before: Some(info.not_before),
+                not_after: Some(info.not_after),
+            }),
+            None => own_window,
         };
         let name = match spec.kind {
             ConsumerKeyKind::AwsKms => None,
@@ -762,6 +848,150 @@ impl Builder {
             },
             name,
         ))
+    }
+
+    /// Fields only another consumer key type uses.
+    fn consumer_key_unused(&mut self, spec: &ConsumerKeySpec, entry: &str, fields: &[&str]) {
+        let present = |f: &str| match f {
+            "public_key" => spec.public_key.is_some(),
+            "certificate" => spec.certificate.is_some(),
+            "key" => spec.key.is_some(),
+            "key_id" => spec.key_id.is_some(),
+            "padding" => spec.padding.is_some(),
+            "provider_id" => spec.provider_id.is_some(),
+            "key_name" => spec.key_name.is_some(),
+            _ => false,
+        };
+        let flags: Vec<(&str, bool)> = fields.iter().map(|f| (*f, present(f))).collect();
+        self.not_used(entry, spec.kind.as_str(), &flags);
+    }
+
+    /// An RSA public key (PEM from `file:`/`env:`/inline, or an SSM parameter).
+    fn rsa_public_key(
+        &mut self,
+        spec: &ConsumerKeySpec,
+        entry: &str,
+        provider_id: &str,
+        key_name: &str,
+    ) -> Option<ConsumerWrap> {
+        self.consumer_key_unused(spec, entry, &["key", "key_id", "certificate"]);
+        let padding = spec.padding.unwrap_or(DEFAULT_CONSUMER_PADDING);
+        let r = self.required(&spec.public_key, entry, "public_key", spec.kind.as_str())?;
+        if let KeyRef::Ssm(param) = r {
+            let aws = self.aws_keys(entry, "public_key")?;
+            return Some(ConsumerWrap::Fetched(aws.ssm_public_key(
+                param,
+                provider_id,
+                key_name,
+                padding,
+            )));
+        }
+        let pem = self.material(r, entry, "public_key")?;
+        let public = match raw_rsa::parse_public_key_pem(&pem) {
+            Ok(k) => k,
+            Err(e) => {
+                self.problem(entry, "public_key", format!("{e} (from {r})"));
+                return None;
+            }
+        };
+        self.rsa_recipient(public, entry, provider_id, key_name, padding)
+    }
+
+    /// An X.509 certificate carrying an RSA key; its validity bounds the key's use.
+    fn x509_key(
+        &mut self,
+        spec: &ConsumerKeySpec,
+        entry: &str,
+        provider_id: &str,
+        key_name: &str,
+    ) -> Option<(ConsumerWrap, CertificateInfo)> {
+        self.consumer_key_unused(spec, entry, &["key", "key_id", "public_key"]);
+        let padding = spec.padding.unwrap_or(DEFAULT_CONSUMER_PADDING);
+        let r = self.required(&spec.certificate, entry, "certificate", spec.kind.as_str())?;
+        let pem = self.material(r, entry, "certificate")?;
+        let (public, info) = match crate::keys::cert::rsa_certificate(&pem) {
+            Ok(parsed) => parsed,
+            Err(e) => {
+                self.problem(entry, "certificate", format!("{e} (from {r})"));
+                return None;
+            }
+        };
+        let wrap = self.rsa_recipient(public, entry, provider_id, key_name, padding)?;
+        Some((wrap, info))
+    }
+
+    /// The wrapping keyring of an RSA public key, at least 2048 bits.
+    fn rsa_recipient(
+        &mut self,
+        public: aws_lc_rs::rsa::PublicEncryptingKey,
+        entry: &str,
+        provider_id: &str,
+        key_name: &str,
+        padding: RsaPadding,
+    ) -> Option<ConsumerWrap> {
+        if public.key_size_bits() < 2048 {
+            self.problem(
+                entry,
+                "",
+                format!(
+                    "RSA key is {} bits; at least 2048 are required",
+                    public.key_size_bits()
+                ),
+            );
+            return None;
+        }
+        match RawRsaKeyring::from_public_key(provider_id, key_name, padding, public) {
+            Ok(k) => Some(ConsumerWrap::Local(Arc::new(k))),
+            Err(e) => {
+                self.problem(entry, "", e);
+                None
+            }
+        }
+    }
+
+    /// An AES-GCM key shared with the consumer.
+    fn raw_aes_consumer_key(
+        &mut self,
+        spec: &ConsumerKeySpec,
+        entry: &str,
+        provider_id: &str,
+        key_name: &str,
+    ) -> Option<ConsumerWrap> {
+        self.consumer_key_unused(
+            spec,
+            entry,
+            &["public_key", "certificate", "key_id", "padding"],
+        );
+        let r = self.required(&spec.key, entry, "key", spec.kind.as_str())?;
+        let keyring = self.aes_keyring(provider_id, key_name, r, entry, "key")?;
+        Some(ConsumerWrap::Local(Arc::new(keyring)))
+    }
+
+    /// The consumer's AWS KMS symmetric key.
+    fn kms_consumer_key(&mut self, spec: &ConsumerKeySpec, entry: &str) -> Option<ConsumerWrap> {
+        self.consumer_key_unused(
+            spec,
+            entry,
+            &[
+                "public_key",
+                "certificate",
+                "key",
+                "padding",
+                "provider_id",
+                "key_name",
+            ],
+        );
+        let key_id = self.required(&spec.key_id, entry, "key_id", spec.kind.as_str())?;
+        if key_id.starts_with("arn:") && KmsArn::parse(key_id).is_none() {
+            self.problem(
+                entry,
+                "key_id",
+                format!("`{key_id}` is not a KMS key or alias ARN"),
+            );
+            return None;
+        }
+        let aws = self.aws_keys(entry, "key_id")?;
+        Some(ConsumerWrap::Kms(aws.kms_recipient(key_id)))
     }
 
     fn routes(

@@ -6,12 +6,14 @@
 //! now) is reported but does not stop the others from being served.
 
 use std::fmt;
+use std::sync::Arc;
 
 use time::OffsetDateTime;
 
 use super::{ConsumerWrap, Registry, SourceMaterial, WindowStatus};
 use crate::esdk::{
     self, AlgorithmSuite, DecryptPolicy, EncryptionContext, EncryptionMaterials, IdentitySet,
+    Keyring, Recipient,
 };
 use crate::keys::remote::KeyAccessError;
 
@@ -78,6 +80,52 @@ fn remote_failure(entry: String, e: KeyAccessError) -> Check {
     }
 }
 
+/// Runs crypto on the runtime's blocking pool: a reload's self-test never
+/// holds up the reactor that serves requests.
+async fn off_reactor<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, esdk::Error> + Send + 'static,
+) -> Result<T, esdk::Error> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .unwrap_or(Err(esdk::Error::Crypto("self-test task failed")))
+}
+
+/// Seals test data for a source key and opens it again.
+fn round_trip(keyring: Arc<dyn Keyring>) -> Result<(), esdk::Error> {
+    let mut m = EncryptionMaterials::generate(
+        AlgorithmSuite::Aes256GcmHkdfSha512CommitKey,
+        test_context(),
+    )?;
+    m.wrap_for(keyring.as_ref())?;
+    let ct = esdk::seal(TEST_DATA, &m, 4096)?;
+    let mut ids = IdentitySet::new();
+    ids.insert(keyring);
+    let out = esdk::decrypt(&ct, &ids, &DecryptPolicy::default(), None)?;
+    if out.plaintext.as_bytes() != TEST_DATA {
+        return Err(esdk::Error::Crypto("round trip mismatch"));
+    }
+    Ok(())
+}
+
+/// Seals test data for a consumer key.
+fn wraps(
+    recipient: Arc<dyn Recipient>,
+    suite: AlgorithmSuite,
+    frame_length: u32,
+) -> Result<(), esdk::Error> {
+    let mut m = EncryptionMaterials::generate(suite, test_context())?;
+    m.wrap_for(recipient.as_ref())?;
+    esdk::seal(TEST_DATA, &m, frame_length).map(drop)
+}
+
+async fn remote_self_test(wrap: &ConsumerWrap) -> Result<String, KeyAccessError> {
+    match wrap {
+        ConsumerWrap::Fetched(f) => f.self_test().await,
+        ConsumerWrap::Kms(k) => k.self_test().await,
+        ConsumerWrap::Local(_) => Ok(String::new()),
+    }
+}
+
 /// Runs every check. AWS-backed keys are exercised through AWS.
 pub async fn self_test(registry: &Registry, now: OffsetDateTime) -> Vec<Check> {
     let mut rows = Vec::new();
@@ -95,21 +143,10 @@ pub async fn self_test(registry: &Registry, now: OffsetDateTime) -> Vec<Check> {
         };
         let row = match &source.material {
             SourceMaterial::Local(keyring) => {
-                let result = (|| -> Result<(), esdk::Error> {
-                    let mut m = EncryptionMaterials::generate(
-                        AlgorithmSuite::Aes256GcmHkdfSha512CommitKey,
-                        test_context(),
-                    )?;
-                    m.wrap_for(keyring.as_ref())?;
-                    let ct = esdk::seal(TEST_DATA, &m, 4096)?;
-                    let mut ids = IdentitySet::new();
-                    ids.insert(keyring.clone());
-                    let out = esdk::decrypt(&ct, &ids, &DecryptPolicy::default(), None)?;
-                    if out.plaintext.as_bytes() != TEST_DATA {
-                        return Err(esdk::Error::Crypto("round trip mismatch"));
-                    }
-                    Ok(())
-                })();
+                let result = {
+                    let keyring = keyring.clone();
+                    off_reactor(move || round_trip(keyring)).await
+                };
                 match result {
                     Ok(()) => Check::new(
                         entry,
@@ -185,11 +222,11 @@ pub async fn self_test(registry: &Registry, now: OffsetDateTime) -> Vec<Check> {
             let mut blocking = false;
             match &key.wrap {
                 ConsumerWrap::Local(recipient) => {
-                    let sealed = EncryptionMaterials::generate(consumer.suite, test_context())
-                        .and_then(|mut m| {
-                            m.wrap_for(recipient.as_ref())?;
-                            esdk::seal(TEST_DATA, &m, consumer.frame_length)
-                        });
+                    let sealed = {
+                        let (recipient, suite, frame) =
+                            (recipient.clone(), consumer.suite, consumer.frame_length);
+                        off_reactor(move || wraps(recipient, suite, frame)).await
+                    };
                     match sealed {
                         Ok(_) => notes.insert(0, format!("{}: wraps ok", recipient.describe())),
                         Err(e) => {
@@ -199,15 +236,17 @@ pub async fn self_test(registry: &Registry, now: OffsetDateTime) -> Vec<Check> {
                         }
                     }
                 }
-                ConsumerWrap::Remote(remote) => match remote.self_test().await {
-                    Ok(detail) => notes.insert(0, detail),
-                    Err(e) => {
-                        let row = remote_failure(entry.clone(), e);
-                        status = CheckStatus::Fail;
-                        blocking |= row.blocking;
-                        notes.insert(0, row.detail);
+                ConsumerWrap::Fetched(_) | ConsumerWrap::Kms(_) => {
+                    match remote_self_test(&key.wrap).await {
+                        Ok(detail) => notes.insert(0, detail),
+                        Err(e) => {
+                            let row = remote_failure(entry.clone(), e);
+                            status = CheckStatus::Fail;
+                            blocking |= row.blocking;
+                            notes.insert(0, row.detail);
+                        }
                     }
-                },
+                }
             }
             if let Some(cert) = &key.certificate {
                 notes.push(format!("subject {}", cert.subject));

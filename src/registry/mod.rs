@@ -21,7 +21,9 @@ use time::OffsetDateTime;
 use crate::esdk::{
     self, AlgorithmSuite, DecryptPolicy, EncryptionContext, Header, KeyIndex, Keyring, Recipient,
 };
-use crate::keys::remote::{RemoteRecipient, RemoteSource};
+pub use crate::keys::cert::CertificateInfo;
+use crate::keys::remote::{FetchedRecipient, RemoteRecipient, RemoteSource};
+use crate::telemetry::KeyExpiry;
 pub use build::{
     load, load_str, parse_file, LoadError, LoadOptions, Loaded, DEFAULT_CONSUMER_SUITE,
 };
@@ -258,16 +260,12 @@ impl SourceSet {
 /// How a consumer key wraps data keys.
 #[derive(Clone)]
 pub enum ConsumerWrap {
+    /// Parsed at load: wrapping is pure CPU.
     Local(Arc<dyn Recipient>),
-    Remote(Arc<dyn RemoteRecipient>),
-}
-
-/// Summary of an X.509 certificate a consumer key came from.
-#[derive(Debug, Clone)]
-pub struct CertificateInfo {
-    pub subject: String,
-    pub not_before: OffsetDateTime,
-    pub not_after: OffsetDateTime,
+    /// Fetched from AWS (an SSM public key) behind a cache, then used like a local key.
+    Fetched(Arc<dyn FetchedRecipient>),
+    /// Wrapped by AWS KMS.
+    Kms(Arc<dyn RemoteRecipient>),
 }
 
 /// One of a consumer's keys.
@@ -429,6 +427,30 @@ pub struct Registry {
     pub routes: BTreeMap<String, Vec<String>>,
     pub callers: Callers,
     pub limits: BrokerLimits,
+}
+
+impl Registry {
+    /// Every consumer key window and certificate that ends, for the expiry gauges.
+    pub fn expiries(&self) -> Vec<KeyExpiry> {
+        let mut out = Vec::new();
+        for consumer in self.consumers.values() {
+            for key in &consumer.keys {
+                if let Some(not_after) = key.window.not_after {
+                    out.push(KeyExpiry {
+                        consumer: consumer.id.clone(),
+                        key: key.id.clone(),
+                        kind: if key.certificate.is_some() {
+                            "certificate"
+                        } else {
+                            "key_window"
+                        },
+                        not_after,
+                    });
+                }
+            }
+        }
+        out
+    }
 }
 
 impl fmt::Debug for Registry {

@@ -14,7 +14,11 @@ use serde::{Deserialize, Deserializer};
 use time::OffsetDateTime;
 use zeroize::Zeroizing;
 
+use crate::keys::aws::{
+    AwsOptions, DataKeyCacheOptions, DiscoveryOptions, KeyCacheOptions, RetryOptions,
+};
 use crate::keys::RsaPadding;
+pub use crate::telemetry::TelemetrySpec;
 
 /// The whole file.
 #[derive(Debug, Default, Deserialize)]
@@ -134,28 +138,6 @@ pub enum IoScheduling {
     Normal,
 }
 
-/// OpenTelemetry trace export over OTLP/gRPC. Off unless an endpoint is set.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct TelemetrySpec {
-    /// OTLP/gRPC collector, e.g. `http://otel-collector:4317`.
-    pub otlp_endpoint: Option<String>,
-    /// `service.name` of the exported spans.
-    pub service_name: String,
-    /// Fraction of requests traced (0.0 to 1.0), parent-based.
-    pub sample_ratio: f64,
-}
-
-impl Default for TelemetrySpec {
-    fn default() -> Self {
-        TelemetrySpec {
-            otlp_endpoint: None,
-            service_name: "reseal".into(),
-            sample_ratio: 1.0,
-        }
-    }
-}
-
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct TlsSpec {
@@ -201,6 +183,8 @@ pub struct DevelopmentSpec {
     pub generate_missing_keys_in: Option<PathBuf>,
 }
 
+/// The `aws` section: clients, retries and caches. Compiled into the AWS key
+/// layer's [`AwsOptions`] (the consumer-side materials cache is the broker's).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AwsSpec {
@@ -223,68 +207,49 @@ pub struct AwsSpec {
     pub max_backoff: Duration,
     /// AWS calls in flight at once, per service.
     pub max_concurrent_calls: usize,
-    pub key_cache: KeyCacheSpec,
-    pub data_key_cache: DataKeyCacheSpec,
+    pub key_cache: KeyCacheOptions,
+    pub data_key_cache: DataKeyCacheOptions,
     pub consumer_data_key_cache: ConsumerCacheSpec,
-    pub discovery: DiscoveryLimitsSpec,
+    pub discovery: DiscoveryOptions,
 }
 
 impl Default for AwsSpec {
     fn default() -> Self {
+        let retry = RetryOptions::default();
         AwsSpec {
             region: None,
             endpoint_url: None,
-            attempt_timeout: Duration::from_secs(2),
-            operation_timeout: Duration::from_secs(6),
-            max_attempts: 4,
-            initial_backoff: Duration::from_millis(50),
-            max_backoff: Duration::from_secs(1),
-            max_concurrent_calls: 32,
-            key_cache: KeyCacheSpec::default(),
-            data_key_cache: DataKeyCacheSpec::default(),
+            attempt_timeout: retry.attempt_timeout,
+            operation_timeout: retry.operation_timeout,
+            max_attempts: retry.max_attempts,
+            initial_backoff: retry.initial_backoff,
+            max_backoff: retry.max_backoff,
+            max_concurrent_calls: retry.max_concurrent_calls,
+            key_cache: KeyCacheOptions::default(),
+            data_key_cache: DataKeyCacheOptions::default(),
             consumer_data_key_cache: ConsumerCacheSpec::default(),
-            discovery: DiscoveryLimitsSpec::default(),
+            discovery: DiscoveryOptions::default(),
         }
     }
 }
 
-/// Key material fetched from AWS (SSM private keys).
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct KeyCacheSpec {
-    /// Refresh after this age (in the background; the cached key keeps serving).
-    #[serde(with = "humantime_serde")]
-    pub refresh_after: Duration,
-    /// Keep serving the last good key this long when AWS cannot be reached.
-    #[serde(with = "humantime_serde")]
-    pub stale_if_error: Duration,
-    pub max_entries: u64,
-}
-
-impl Default for KeyCacheSpec {
-    fn default() -> Self {
-        KeyCacheSpec {
-            refresh_after: Duration::from_secs(300),
-            stale_if_error: Duration::from_secs(24 * 3600),
-            max_entries: 1000,
-        }
-    }
-}
-
-/// Source side: unwrapped data keys by EDK bytes, so a repeated EDK costs no KMS call.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct DataKeyCacheSpec {
-    pub max_entries: u64,
-    #[serde(with = "humantime_serde")]
-    pub max_age: Duration,
-}
-
-impl Default for DataKeyCacheSpec {
-    fn default() -> Self {
-        DataKeyCacheSpec {
-            max_entries: 10_000,
-            max_age: Duration::from_secs(300),
+impl AwsSpec {
+    /// What the AWS key layer is built from.
+    pub fn options(&self) -> AwsOptions {
+        AwsOptions {
+            region: self.region.clone(),
+            endpoint_url: self.endpoint_url.clone(),
+            retry: RetryOptions {
+                attempt_timeout: self.attempt_timeout,
+                operation_timeout: self.operation_timeout,
+                max_attempts: self.max_attempts,
+                initial_backoff: self.initial_backoff,
+                max_backoff: self.max_backoff,
+                max_concurrent_calls: self.max_concurrent_calls,
+            },
+            key_cache: self.key_cache.clone(),
+            data_key_cache: self.data_key_cache.clone(),
+            discovery: self.discovery.clone(),
         }
     }
 }
@@ -309,28 +274,6 @@ impl Default for ConsumerCacheSpec {
             max_messages: 1000,
             max_bytes: 64 * 1024 * 1024,
             max_entries: 1000,
-        }
-    }
-}
-
-/// Guards for key discovery (unknown key ids would otherwise each cost an SSM call).
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct DiscoveryLimitsSpec {
-    /// How long a key id that SSM does not have is remembered as absent.
-    #[serde(with = "humantime_serde")]
-    pub negative_ttl: Duration,
-    /// SSM lookups of new key ids allowed per second (token bucket), across all sources.
-    pub lookups_per_second: f64,
-    pub burst: u32,
-}
-
-impl Default for DiscoveryLimitsSpec {
-    fn default() -> Self {
-        DiscoveryLimitsSpec {
-            negative_ttl: Duration::from_secs(60),
-            lookups_per_second: 2.0,
-            burst: 5,
         }
     }
 }

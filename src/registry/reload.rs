@@ -90,7 +90,8 @@ impl RegistryHandle {
 
     /// Installs a registry directly (tests, demo).
     pub fn install(&self, registry: Registry) {
-        self.metrics.set_expiries(&registry, self.clock.now());
+        self.metrics
+            .set_expiries(&registry.expiries(), self.clock.now());
         self.current.store(Some(Arc::new(registry)));
     }
 

@@ -162,7 +162,7 @@ pub fn connect_message(key: &str, key_id: &str, plaintext: &[u8]) -> Vec<u8> {
         keys()[key].1.as_bytes(),
     )
     .unwrap();
-    reseal::bench::connect_message(&k, plaintext).unwrap()
+    reseal::keys::connect::encrypt(&k, plaintext).unwrap()
 }
 
 /// Opens an envelope as the consumer would, with its private key.

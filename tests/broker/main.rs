@@ -3,7 +3,6 @@
 #[allow(dead_code)]
 mod harness;
 
-mod bench;
 mod errors;
 mod flow;
 mod python;

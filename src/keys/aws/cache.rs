@@ -1,13 +1,10 @@
 //! The caches that keep reseal inside AWS quotas and up when AWS is not.
 //!
-//! * [`MaterialCache`]: key material fetched from SSM, with a refresh age,
+//! * [`KeyKeyMaterialCache`]: key material fetched from SSM, with a refresh age,
 //!   background refresh, and stale-if-error (the last good key keeps serving
 //!   while SSM is unreachable).
 //! * [`DataKeyCache`]: source side: data keys unwrapped by KMS, by EDK, so a
 //!   data key that arrives again costs no KMS call.
-//! * [`MaterialsCache`]: consumer side: ESDK caching-CMM semantics for KMS
-//!   consumers: one set of encryption materials reused for at most a max age,
-//!   a max number of messages and a max number of bytes.
 //! * [`TokenBucket`]: rate limit for looking up keys nobody has seen before.
 //!
 //! Every lookup is counted as hit, miss or stale in `reseal_cache_lookups`.
@@ -19,30 +16,30 @@ use std::time::{Duration, Instant};
 
 use moka::sync::Cache;
 
-use crate::esdk::{DataKey, EncryptedDataKey, EncryptionContext, EncryptionMaterials};
+use super::options::{DataKeyCacheOptions, KeyCacheOptions};
+use crate::esdk::{DataKey, EncryptedDataKey, EncryptionContext};
 use crate::keys::remote::KeyAccessError;
-use crate::registry::model::{ConsumerCacheSpec, DataKeyCacheSpec, KeyCacheSpec};
 use crate::telemetry::Metrics;
 
-struct MaterialEntry<T> {
+struct KeyMaterialEntry<T> {
     value: Arc<T>,
     fetched: Instant,
     refreshing: AtomicBool,
 }
 
 /// Fetched key material with refresh-after and stale-if-error.
-pub struct MaterialCache<T: Send + Sync + 'static> {
+pub struct KeyMaterialCache<T: Send + Sync + 'static> {
     name: &'static str,
-    entries: Cache<String, Arc<MaterialEntry<T>>>,
-    spec: KeyCacheSpec,
+    entries: Cache<String, Arc<KeyMaterialEntry<T>>>,
+    spec: KeyCacheOptions,
     metrics: Arc<Metrics>,
     /// Serializes first fetches of the same name (single flight).
     fetching: tokio::sync::Mutex<()>,
 }
 
-impl<T: Send + Sync + 'static> MaterialCache<T> {
-    pub fn new(name: &'static str, spec: &KeyCacheSpec, metrics: Arc<Metrics>) -> Arc<Self> {
-        Arc::new(MaterialCache {
+impl<T: Send + Sync + 'static> KeyMaterialCache<T> {
+    pub fn new(name: &'static str, spec: &KeyCacheOptions, metrics: Arc<Metrics>) -> Arc<Self> {
+        Arc::new(KeyMaterialCache {
             name,
             entries: Cache::builder()
                 .max_capacity(spec.max_entries)
@@ -63,7 +60,7 @@ impl<T: Send + Sync + 'static> MaterialCache<T> {
         let value = Arc::new(value);
         self.entries.insert(
             key.to_owned(),
-            Arc::new(MaterialEntry {
+            Arc::new(KeyMaterialEntry {
                 value: value.clone(),
                 fetched: Instant::now(),
                 refreshing: AtomicBool::new(false),
@@ -129,7 +126,7 @@ pub struct DataKeyCache {
 }
 
 impl DataKeyCache {
-    pub fn new(spec: &DataKeyCacheSpec, metrics: Arc<Metrics>) -> Self {
+    pub fn new(spec: &DataKeyCacheOptions, metrics: Arc<Metrics>) -> Self {
         DataKeyCache {
             entries: Cache::builder()
                 .max_capacity(spec.max_entries)
@@ -168,75 +165,6 @@ impl DataKeyCache {
 
     pub fn insert(&self, key: [u8; 32], value: &DataKey) {
         self.entries.insert(key, Arc::new(value.clone()));
-    }
-}
-
-struct MaterialsEntry {
-    materials: Arc<EncryptionMaterials>,
-    created: Instant,
-    messages: u64,
-    bytes: u64,
-}
-
-/// Consumer side: reusable encryption materials within the caching-CMM limits.
-pub struct MaterialsCache {
-    entries: Cache<String, Arc<Mutex<MaterialsEntry>>>,
-    spec: ConsumerCacheSpec,
-    metrics: Arc<Metrics>,
-}
-
-impl MaterialsCache {
-    pub fn new(spec: &ConsumerCacheSpec, metrics: Arc<Metrics>) -> Self {
-        MaterialsCache {
-            entries: Cache::builder()
-                .max_capacity(spec.max_entries)
-                .time_to_live(spec.max_age)
-                .build(),
-            spec: spec.clone(),
-            metrics,
-        }
-    }
-
-    pub fn enabled(&self) -> bool {
-        self.spec.enabled
-    }
-
-    /// Materials for one more message of `len` bytes, if a cached entry still
-    /// has room under every limit; the use is counted.
-    pub fn take(&self, key: &str, len: usize) -> Option<Arc<EncryptionMaterials>> {
-        let entry = self.entries.get(key);
-        let taken = entry.and_then(|e| {
-            let mut e = e.lock().unwrap_or_else(|p| p.into_inner());
-            let fits = e.created.elapsed() < self.spec.max_age
-                && e.messages < self.spec.max_messages
-                && e.bytes + len as u64 <= self.spec.max_bytes;
-            fits.then(|| {
-                e.messages += 1;
-                e.bytes += len as u64;
-                e.materials.clone()
-            })
-        });
-        self.metrics.cache_event(
-            "consumer_materials",
-            if taken.is_some() { "hit" } else { "miss" },
-        );
-        taken
-    }
-
-    /// Stores fresh materials that were just used for one message of `len` bytes.
-    pub fn put(&self, key: &str, materials: Arc<EncryptionMaterials>, len: usize) {
-        if len as u64 > self.spec.max_bytes || self.spec.max_messages == 0 {
-            return;
-        }
-        self.entries.insert(
-            key.to_owned(),
-            Arc::new(Mutex::new(MaterialsEntry {
-                materials,
-                created: Instant::now(),
-                messages: 1,
-                bytes: len as u64,
-            })),
-        );
     }
 }
 
@@ -285,30 +213,5 @@ mod tests {
         assert!(b.try_take().is_ok());
         let wait = b.try_take().unwrap_err();
         assert!(wait > Duration::from_millis(500) && wait <= Duration::from_secs(1));
-    }
-
-    #[test]
-    fn materials_cache_respects_message_and_byte_limits() {
-        let spec = ConsumerCacheSpec {
-            enabled: true,
-            max_age: Duration::from_secs(60),
-            max_messages: 3,
-            max_bytes: 100,
-            max_entries: 10,
-        };
-        let cache = MaterialsCache::new(&spec, Arc::new(Metrics::new()));
-        let m = Arc::new(
-            EncryptionMaterials::generate(
-                crate::esdk::AlgorithmSuite::Aes256GcmHkdfSha512CommitKey,
-                EncryptionContext::new(),
-            )
-            .unwrap(),
-        );
-        assert!(cache.take("k", 10).is_none());
-        cache.put("k", m, 10);
-        assert!(cache.take("k", 10).is_some()); // 2 messages, 20 bytes
-        assert!(cache.take("k", 90).is_none()); // would exceed 100 bytes
-        assert!(cache.take("k", 10).is_some()); // 3 messages, 30 bytes
-        assert!(cache.take("k", 1).is_none()); // would be a 4th message
     }
 }

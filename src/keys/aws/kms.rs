@@ -11,7 +11,7 @@ use super::cache::DataKeyCache;
 use super::retry::AwsFailure;
 use super::AwsShared;
 use crate::esdk::{AlgorithmSuite, DataKey, EncryptedDataKey, EncryptionContext, KeyringContext};
-use crate::keys::remote::{BoxFuture, KeyAccessError, RemoteRecipient, RemoteSource};
+use crate::keys::remote::{BoxFuture, KeyAccessError, RemoteRecipient, RemoteSource, Unwrapped};
 
 /// Provider id of KMS EDKs.
 pub const PROVIDER_ID: &str = "aws-kms";
@@ -303,26 +303,27 @@ impl RemoteSource for KmsSource {
         }
     }
 
-    fn unwrap<'a>(
+    fn resolve<'a>(
         &'a self,
         edk: &'a EncryptedDataKey,
         ctx: KeyringContext<'a>,
-    ) -> BoxFuture<'a, Result<DataKey, KeyAccessError>> {
+    ) -> BoxFuture<'a, Result<Option<Unwrapped>, KeyAccessError>> {
         Box::pin(async move {
             if edk.provider_id != PROVIDER_ID {
-                return Err(KeyAccessError::NotThisKey);
+                return Ok(None);
             }
-            let edk_arn = std::str::from_utf8(&edk.provider_info)
+            let Some(edk_arn) = std::str::from_utf8(&edk.provider_info)
                 .ok()
                 .and_then(KmsArn::parse)
-                .ok_or(KeyAccessError::NotThisKey)?;
-            let key = self
-                .key_for(&edk_arn)
-                .await?
-                .ok_or(KeyAccessError::NotThisKey)?;
+            else {
+                return Ok(None);
+            };
+            let Some(key) = self.key_for(&edk_arn).await? else {
+                return Ok(None);
+            };
             let cache_key = DataKeyCache::key(edk, ctx.encryption_context);
             if let Some(dk) = self.data_keys.get(&cache_key) {
-                return Ok(dk);
+                return Ok(Some(Unwrapped::DataKey(dk)));
             }
             let key_id = key.to_string();
             let client = self.aws.kms(Some(&key.region)).await;
@@ -359,7 +360,7 @@ impl RemoteSource for KmsSource {
             }
             let dk = DataKey::new(plaintext.as_ref().to_vec());
             self.data_keys.insert(cache_key, &dk);
-            Ok(dk)
+            Ok(Some(Unwrapped::DataKey(dk)))
         })
     }
 

@@ -13,7 +13,7 @@ use aws_sdk_kms::error::ProvideErrorMetadata;
 use aws_sdk_kms::error::SdkError;
 use tokio::sync::Semaphore;
 
-use crate::registry::model::AwsSpec;
+use super::options::RetryOptions;
 use crate::telemetry::{AwsCallLabels, AwsLatencyLabels, Metrics};
 
 /// A failed AWS operation, after retries.
@@ -101,16 +101,16 @@ fn classify<E: ProvideErrorMetadata>(
 
 /// Shared retry and concurrency policy for one AWS service.
 #[derive(Clone)]
-pub struct Caller {
+pub struct AwsCaller {
     pub service: &'static str,
-    spec: AwsSpec,
+    spec: RetryOptions,
     permits: Arc<Semaphore>,
     metrics: Arc<Metrics>,
 }
 
-impl Caller {
-    pub fn new(service: &'static str, spec: &AwsSpec, metrics: Arc<Metrics>) -> Self {
-        Caller {
+impl AwsCaller {
+    pub fn new(service: &'static str, spec: &RetryOptions, metrics: Arc<Metrics>) -> Self {
+        AwsCaller {
             service,
             spec: spec.clone(),
             permits: Arc::new(Semaphore::new(spec.max_concurrent_calls.max(1))),

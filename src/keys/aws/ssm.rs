@@ -6,11 +6,8 @@ use std::sync::Arc;
 
 use super::retry::AwsFailure;
 use super::AwsShared;
-use crate::esdk::{
-    AlgorithmSuite, DataKey, EncryptedDataKey, EncryptionContext, Identity, KeyringContext,
-    Recipient,
-};
-use crate::keys::remote::{BoxFuture, KeyAccessError, RemoteRecipient, RemoteSource};
+use crate::esdk::{EncryptedDataKey, Identity, KeyringContext, Recipient};
+use crate::keys::remote::{BoxFuture, FetchedRecipient, KeyAccessError, RemoteSource, Unwrapped};
 use crate::keys::{RawRsaKeyring, RsaPadding};
 
 fn ssm_error(param: &str, f: AwsFailure) -> KeyAccessError {
@@ -64,6 +61,10 @@ async fn fetch(
             .ok_or_else(|| KeyAccessError::NotFound(format!("ssm:{param} has no value")))?
             .to_owned(),
     );
+    // Parsing validates the RSA key (milliseconds of CPU). It happens once per
+    // fetch, and fetches are cached for `key_cache.refresh_after`, so it runs
+    // on the runtime's blocking pool; unwrapping with the key runs on the
+    // broker's CPU pool like any other key.
     tokio::task::spawn_blocking(move || {
         let parsed = if private {
             RawRsaKeyring::from_private_pem(&provider_id, &key_name, padding, value.as_bytes())
@@ -74,33 +75,6 @@ async fn fetch(
     })
     .await
     .map_err(|e| KeyAccessError::Invalid(format!("key parsing failed: {e}")))?
-}
-
-/// Unwraps an EDK with a cached private key, on the blocking pool.
-async fn unwrap_with(
-    keyring: Arc<RawRsaKeyring>,
-    edk: &EncryptedDataKey,
-    ctx: KeyringContext<'_>,
-) -> Result<DataKey, KeyAccessError> {
-    let edk = edk.clone();
-    let ec = ctx.encryption_context.clone();
-    let suite = ctx.suite;
-    let result = tokio::task::spawn_blocking(move || {
-        keyring.unwrap(
-            &edk,
-            &KeyringContext {
-                suite,
-                encryption_context: &ec,
-            },
-        )
-    })
-    .await
-    .map_err(|e| KeyAccessError::Unwrap(format!("unwrap task failed: {e}")))?;
-    match result {
-        Ok(Some(dk)) => Ok(dk),
-        Ok(None) => Err(KeyAccessError::NotThisKey),
-        Err(e) => Err(KeyAccessError::Unwrap(e.0)),
-    }
 }
 
 fn cache_key(param: &str, provider_id: &str, key_name: &str, padding: RsaPadding) -> String {
@@ -185,12 +159,15 @@ impl RemoteSource for SsmRsaSource {
         provider_info == self.0.key_name.as_bytes()
     }
 
-    fn unwrap<'a>(
+    fn resolve<'a>(
         &'a self,
-        edk: &'a EncryptedDataKey,
-        ctx: KeyringContext<'a>,
-    ) -> BoxFuture<'a, Result<DataKey, KeyAccessError>> {
-        Box::pin(async move { unwrap_with(self.0.keyring().await?, edk, ctx).await })
+        _edk: &'a EncryptedDataKey,
+        _ctx: KeyringContext<'a>,
+    ) -> BoxFuture<'a, Result<Option<Unwrapped>, KeyAccessError>> {
+        Box::pin(async move {
+            let identity: Arc<dyn Identity> = self.0.keyring().await?;
+            Ok(Some(Unwrapped::Identity(identity)))
+        })
     }
 
     fn self_test(&self) -> BoxFuture<'_, Result<String, KeyAccessError>> {
@@ -259,17 +236,19 @@ impl RemoteSource for SsmDiscovery {
         std::str::from_utf8(provider_info).is_ok_and(|s| self.pattern.is_match(s))
     }
 
-    fn unwrap<'a>(
+    fn resolve<'a>(
         &'a self,
         edk: &'a EncryptedDataKey,
-        ctx: KeyringContext<'a>,
-    ) -> BoxFuture<'a, Result<DataKey, KeyAccessError>> {
+        _ctx: KeyringContext<'a>,
+    ) -> BoxFuture<'a, Result<Option<Unwrapped>, KeyAccessError>> {
         Box::pin(async move {
-            let key_id = std::str::from_utf8(&edk.provider_info)
+            let Some(key_id) = std::str::from_utf8(&edk.provider_info)
                 .ok()
                 .filter(|s| self.pattern.is_match(s))
-                .ok_or(KeyAccessError::NotThisKey)?
-                .to_owned();
+                .map(str::to_owned)
+            else {
+                return Ok(None);
+            };
             let key = SsmKey {
                 aws: self.aws.clone(),
                 param: self.parameter(&key_id),
@@ -299,7 +278,8 @@ impl RemoteSource for SsmDiscovery {
                 }
                 other => other?,
             };
-            unwrap_with(keyring, edk, ctx).await
+            let identity: Arc<dyn Identity> = keyring;
+            Ok(Some(Unwrapped::Identity(identity)))
         })
     }
 
@@ -399,53 +379,17 @@ impl SsmRsaRecipient {
             private: false,
         })
     }
-
-    async fn wrap_with(
-        &self,
-        data_key: &DataKey,
-        ec: &EncryptionContext,
-        suite: AlgorithmSuite,
-    ) -> Result<EncryptedDataKey, KeyAccessError> {
-        let keyring = self.0.keyring().await?;
-        keyring
-            .wrap(
-                data_key,
-                &KeyringContext {
-                    suite,
-                    encryption_context: ec,
-                },
-            )
-            .map_err(|e| KeyAccessError::Invalid(e.0))
-    }
 }
 
-impl RemoteRecipient for SsmRsaRecipient {
+impl FetchedRecipient for SsmRsaRecipient {
     fn label(&self) -> String {
         format!("{}/{}", self.0.provider_id, self.0.key_name)
     }
 
-    fn generate<'a>(
-        &'a self,
-        suite: AlgorithmSuite,
-        ec: &'a EncryptionContext,
-    ) -> BoxFuture<'a, Result<(DataKey, EncryptedDataKey), KeyAccessError>> {
+    fn fetch(&self) -> BoxFuture<'_, Result<Arc<dyn Recipient>, KeyAccessError>> {
         Box::pin(async move {
-            let dk =
-                DataKey::generate(suite).map_err(|e| KeyAccessError::Invalid(e.to_string()))?;
-            let edk = self.wrap_with(&dk, ec, suite).await?;
-            Ok((dk, edk))
-        })
-    }
-
-    fn wrap<'a>(
-        &'a self,
-        data_key: &'a DataKey,
-        ec: &'a EncryptionContext,
-    ) -> BoxFuture<'a, Result<EncryptedDataKey, KeyAccessError>> {
-        Box::pin(async move {
-            // RSA wrapping ignores the suite beyond the data key length already fixed.
-            self.wrap_with(data_key, ec, AlgorithmSuite::Aes256GcmHkdfSha512CommitKey)
-                .await
+            let recipient: Arc<dyn Recipient> = self.0.keyring().await?;
+            Ok(recipient)
         })
     }
 

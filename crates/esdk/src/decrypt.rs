@@ -1,12 +1,13 @@
 //! One-call decryption with synchronous identities.
 
 use super::context::EncryptionContext;
+use super::edk::EdkSummary;
 use super::error::Error;
 use super::header::Header;
-use super::keyring::{DataKey, EdkSummary, IdentitySet, KeyringContext};
+use super::keyring::{DataKey, IdentitySet, KeyringContext};
 use super::limits::DecryptPolicy;
 use super::message::Message;
-use super::Plaintext;
+use super::plaintext::Plaintext;
 
 /// A successfully decrypted message.
 pub struct Decrypted {

@@ -205,7 +205,7 @@ mod linux {
             return Ok(());
         }
         // tokio's Instant is CLOCK_MONOTONIC on Linux; aim by the difference.
-        let target = super::super::load::monotonic_ns() as u128 + (at - now).as_nanos();
+        let target = super::monotonic_ns() as u128 + (at - now).as_nanos();
         let spec = libc::itimerspec {
             it_interval: libc::timespec {
                 tv_sec: 0,
@@ -252,6 +252,17 @@ mod linux {
             }
         }
     }
+}
+
+/// `CLOCK_MONOTONIC` now, in nanoseconds (what `Instant` reads on Linux).
+pub fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes one timespec through a valid pointer.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
 #[cfg(test)]

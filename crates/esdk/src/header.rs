@@ -2,8 +2,8 @@
 
 use super::codec::{put_u16, put_u16_prefixed, put_u32, Reader};
 use super::context::EncryptionContext;
+use super::edk::EncryptedDataKey;
 use super::error::{Error, FormatError, LimitError};
-use super::keyring::EncryptedDataKey;
 use super::limits::Limits;
 use super::suite::{AlgorithmSuite, FormatVersion, IV_LEN, TAG_LEN};
 

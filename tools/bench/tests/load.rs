@@ -1,12 +1,12 @@
-//! `reseal bench`: the set-up's configuration serves, and the load generator
+//! `reseal-bench`: the set-up's configuration serves, and the load generator
 //! measures what it claims (every call answered, fan-out seen, open loop at
 //! the asked rate, server CPU and RSS read from /proc).
 
 use std::time::Duration;
 
 use reseal::app::{self, StartOptions};
-use reseal::bench::{load, setup};
 use reseal::registry::ConfigSource;
+use reseal_bench::{load, setup};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn setup_config_serves_and_the_load_generator_measures_it() {
@@ -39,7 +39,7 @@ async fn setup_config_serves_and_the_load_generator_measures_it() {
     };
     let inputs = load::make_inputs(&input, 16, 4).await.unwrap();
     assert_eq!(inputs.len(), 4);
-    let options = load::LoadOptions {
+    let options = load::RunOptions {
         target: running.grpc_addr.to_string(),
         route: setup::route(10),
         concurrency: 2,
@@ -78,7 +78,7 @@ async fn setup_config_serves_and_the_load_generator_measures_it() {
     // Open loop: about rate × duration calls, bounded by time, each one traced; the
     // warm-up is the schedule's first calls (100 ms at 40/s: 4), issued, not counted.
     let trace = dir.path().join("latency-trace.txt");
-    let open_loop = |arrivals| load::LoadOptions {
+    let open_loop = |arrivals| load::RunOptions {
         rate: Some(40.0),
         arrivals,
         duration: Duration::from_millis(500),
@@ -156,7 +156,7 @@ async fn setup_config_serves_and_the_load_generator_measures_it() {
 
     // Batches count their items as requests.
     let batched = load::run(
-        &load::LoadOptions {
+        &load::RunOptions {
             batch: 3,
             max_calls: 2,
             route: setup::route(1),
@@ -175,7 +175,7 @@ async fn setup_config_serves_and_the_load_generator_measures_it() {
 
     // A wrong route is an error the report carries, not a success.
     let failing = load::run(
-        &load::LoadOptions {
+        &load::RunOptions {
             route: "no-such-route".into(),
             warmup: Duration::ZERO,
             max_calls: 3,

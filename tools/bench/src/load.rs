@@ -23,13 +23,13 @@ use std::time::{Duration, Instant};
 use hdrhistogram::Histogram;
 use tonic::transport::Channel;
 
+use super::pacer::{monotonic_ns, DueTimes, Sleeper};
 pub use super::pacer::{Arrivals, Timer};
-use super::pacer::{DueTimes, Sleeper};
 use super::procfs::{self, MachineSample, ProcSample};
-use crate::esdk::{self, AlgorithmSuite, EncryptionContext, EncryptionMaterials};
-use crate::grpc::proto::reencrypt_service_client::ReencryptServiceClient;
-use crate::grpc::proto::{reencrypt_request::Input, ReencryptBatchRequest, ReencryptRequest};
-use crate::keys::{RawRsaKeyring, RsaPadding};
+use reseal::esdk::{self, AlgorithmSuite, EncryptionContext, EncryptionMaterials};
+use reseal::grpc::proto::reencrypt_service_client::ReencryptServiceClient;
+use reseal::grpc::proto::{reencrypt_request::Input, ReencryptBatchRequest, ReencryptRequest};
+use reseal::keys::{RawRsaKeyring, RsaPadding};
 
 /// Where the inputs come from.
 #[derive(Debug, Clone)]
@@ -75,11 +75,11 @@ pub async fn make_inputs(
             }
         }
         InputKind::Kms { key_arn } => {
-            let aws = crate::keys::aws::AwsKeys::new(
-                crate::registry::model::AwsSpec::default(),
-                Arc::new(crate::telemetry::Metrics::new()),
+            let aws = reseal::keys::aws::AwsKeys::new(
+                reseal::keys::aws::AwsOptions::default(),
+                Arc::new(reseal::telemetry::Metrics::new()),
             );
-            let recipient = aws.recipient(key_arn)?;
+            let recipient = aws.kms_recipient(key_arn);
             let suite = AlgorithmSuite::Aes256GcmHkdfSha512CommitKeyEcdsaP384;
             for i in 0..count {
                 let mut ec = EncryptionContext::new();
@@ -100,7 +100,7 @@ pub async fn make_inputs(
 
 /// What one load run does.
 #[derive(Debug, Clone)]
-pub struct LoadOptions {
+pub struct RunOptions {
     /// `host:port` of the gRPC listener.
     pub target: String,
     pub route: String,
@@ -210,7 +210,7 @@ struct PhaseResult {
 
 /// Runs a warm-up and a measured window against a running server.
 pub async fn run(
-    options: &LoadOptions,
+    options: &RunOptions,
     inputs: Vec<Vec<u8>>,
     input: &InputKind,
     payload_bytes: usize,
@@ -419,7 +419,7 @@ impl Schedule {
 /// `concurrency` callers until the schedule's deadline or its last call.
 async fn phase(
     shared: &Arc<Shared>,
-    options: &LoadOptions,
+    options: &RunOptions,
     schedule: Schedule,
     trace: bool,
 ) -> PhaseResult {
@@ -527,17 +527,6 @@ async fn phase(
     total
 }
 
-/// `CLOCK_MONOTONIC` now, in nanoseconds (what `Instant` reads on Linux).
-pub(super) fn monotonic_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: clock_gettime writes one timespec through a valid pointer.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
-}
-
 /// One call; Ok(consumers per request) when every envelope came back.
 async fn call(
     client: &mut ReencryptServiceClient<Channel>,
@@ -607,7 +596,7 @@ fn write_trace(
     out.flush()
 }
 
-fn check(r: &crate::grpc::proto::ReencryptResponse) -> Result<usize, String> {
+fn check(r: &reseal::grpc::proto::ReencryptResponse) -> Result<usize, String> {
     for c in &r.results {
         if let Some(e) = &c.error {
             return Err(format!(

@@ -9,7 +9,7 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
-use crate::keys::raw_rsa;
+use reseal::keys::raw_rsa;
 
 /// What the set-up writes into the configuration.
 #[derive(Debug, Clone)]

@@ -1,15 +1,40 @@
-//! `reseal bench`: the benchmark set-up, the crypto floor and the load generator.
-//! `scripts/bench.sh` strings them together into BENCHMARKS.md.
+//! `reseal-bench`: the benchmark set-up, the crypto floor and the load generator.
+//! `scripts/bench.sh` strings them together into BENCHMARKS.md. A tool of its
+//! own, built on reseal's public API, so the product binary holds only the product.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use super::CliResult;
-use crate::bench::{floor, load, setup};
+use reseal_bench::{floor, load, setup};
+
+#[derive(clap::Parser, Debug)]
+#[command(
+    name = "reseal-bench",
+    version,
+    about = "Benchmarks for reseal: set-up, crypto floor, load generator (see scripts/bench.sh)"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Errors a subcommand reports before exiting with status 2.
+type CliResult = Result<ExitCode, Box<dyn std::error::Error>>;
+
+fn main() -> ExitCode {
+    use clap::Parser as _;
+    match run(Cli::parse().command) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
 
 #[derive(clap::Subcommand, Debug)]
-pub enum Command {
+enum Command {
     /// Write keys and a server configuration with routes fanout-1/10/100.
     Setup(SetupArgs),
     /// Measure the crypto floor: the primitive work per request on one thread.
@@ -108,11 +133,11 @@ pub struct LoadArgs {
     /// How the open loop spaces its calls: `uniform` (fixed intervals) or `poisson`
     /// (exponential gaps, seeded: what many independent clients send).
     #[arg(long, default_value = "uniform")]
-    arrivals: crate::bench::pacer::Arrivals,
+    arrivals: reseal_bench::pacer::Arrivals,
     /// What releases each open-loop call: `precise` (a timerfd per caller) or `tokio`
     /// (millisecond ticks: calls due in the same millisecond leave together).
     #[arg(long, default_value = "precise")]
-    timer: crate::bench::pacer::Timer,
+    timer: reseal_bench::pacer::Timer,
     /// Items per ReencryptBatch call (default: unary Reencrypt).
     #[arg(long, default_value_t = 0)]
     batch: usize,
@@ -132,7 +157,7 @@ pub struct LoadArgs {
     threads: usize,
 }
 
-pub fn run(cmd: Command) -> CliResult {
+fn run(cmd: Command) -> CliResult {
     match cmd {
         Command::Setup(a) => {
             setup::write(
@@ -186,7 +211,7 @@ pub fn run(cmd: Command) -> CliResult {
                     "tool": "floor",
                     "payload_bytes": a.payload_bytes,
                     "aws_lc_rs": aws_lc_rs_version(),
-                    "machine": crate::bench::procfs::machine(),
+                    "machine": reseal_bench::procfs::machine(),
                     "results": results,
                 });
                 std::fs::write(path, serde_json::to_vec_pretty(&doc)?)?;
@@ -194,7 +219,7 @@ pub fn run(cmd: Command) -> CliResult {
             Ok(ExitCode::SUCCESS)
         }
         Command::Stalls(a) => {
-            let r = crate::bench::procfs::stall_probe(
+            let r = reseal_bench::procfs::stall_probe(
                 Duration::from_secs_f64(a.seconds),
                 Duration::from_micros(500),
             );
@@ -219,7 +244,7 @@ pub fn run(cmd: Command) -> CliResult {
                 },
                 other => return Err(format!("unknown --input `{other}` (connect or kms)").into()),
             };
-            let options = load::LoadOptions {
+            let options = load::RunOptions {
                 target: a.target,
                 route: a.route.unwrap_or_else(|| setup::route(a.fan_out)),
                 concurrency: a.concurrency,
@@ -268,6 +293,6 @@ pub fn run(cmd: Command) -> CliResult {
 }
 
 /// The aws-lc-rs version this binary was built with (from Cargo.lock at build time).
-pub fn aws_lc_rs_version() -> &'static str {
+fn aws_lc_rs_version() -> &'static str {
     option_env!("RESEAL_AWS_LC_RS_VERSION").unwrap_or("unknown")
 }

@@ -14,9 +14,10 @@ use super::context::{EncryptionContext, PUBLIC_KEY_FIELD, RESERVED_PREFIX};
 use super::crypto::{
     body_aad, derive_keys, sequence_iv, AAD_FINAL_FRAME, AAD_FRAME, AAD_SINGLE_BLOCK,
 };
+use super::edk::EncryptedDataKey;
 use super::error::{ContextError, Error};
 use super::header::{ContentType, HeaderBody};
-use super::keyring::{DataKey, EncryptedDataKey, KeyringContext, Recipient};
+use super::keyring::{DataKey, KeyringContext, Recipient};
 use super::limits::EncryptCommitment;
 use super::signature::SigningKey;
 use super::suite::{AlgorithmSuite, FormatVersion, IV_LEN, TAG_LEN};

@@ -18,9 +18,9 @@ use super::error::{AuthenticationError, ContextError, Error, FormatError, LimitE
 use super::header::{ContentType, Header};
 use super::keyring::{DataKey, KeyringContext};
 use super::limits::Limits;
+use super::plaintext::Plaintext;
 use super::signature::VerificationKey;
 use super::suite::{FormatVersion, IV_LEN, TAG_LEN};
-use super::Plaintext;
 
 /// Largest non-framed content the format allows (2^36 - 32 bytes).
 const MAX_NON_FRAMED_LEN: u64 = (1 << 36) - 32;

@@ -30,8 +30,8 @@ use aws_lc_rs::signature::{UnparsedPublicKey, ECDSA_P384_SHA384_ASN1};
 use base64::Engine as _;
 
 use super::procfs;
-use crate::esdk::{self, AlgorithmSuite, EncryptOptions, EncryptionContext, Message};
-use crate::keys::{pem, raw_rsa, RawRsaKeyring, RsaPadding};
+use reseal::esdk::{self, AlgorithmSuite, EncryptOptions, EncryptionContext, Message};
+use reseal::keys::{pem, raw_rsa, RawRsaKeyring, RsaPadding};
 
 const FINAL_FRAME: &[u8] = b"AWSKMSEncryptionClient Final Frame";
 const CONNECT_SUITE: AlgorithmSuite = AlgorithmSuite::Aes256GcmIv12Tag16HkdfSha384EcdsaP384;

@@ -6,7 +6,7 @@
 //!   (client and server in this process, one call at a time), an Amazon
 //!   Connect-shaped input sealed for N consumers (0x0478, RSA-2048).
 //! * `reencrypt_fanout_N/floor`: the same primitive work done directly with
-//!   aws-lc-rs on one thread (`reseal::bench::floor`).
+//!   aws-lc-rs on one thread (`reseal_bench::floor`).
 //! * `pool_round_trip`: one empty job through the CPU pool and back.
 //!
 //! Wall time per call, so the gRPC rows include the client and the hand-offs;
@@ -18,11 +18,11 @@ use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use reseal::app::{self, StartOptions};
-use reseal::bench::{floor::FloorWork, load, setup};
 use reseal::broker::CpuPool;
 use reseal::grpc::proto::reencrypt_service_client::ReencryptServiceClient;
 use reseal::grpc::proto::{reencrypt_request::Input, ReencryptRequest};
 use reseal::registry::ConfigSource;
+use reseal_bench::{floor::FloorWork, load, setup};
 
 fn reencrypt(c: &mut Criterion) {
     let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -5,7 +5,7 @@
 //! header metadata (suite ids, provider ids, key names, offsets) that an
 //! operator needs and an attacker already has.
 
-use super::keyring::EdkSummary;
+use super::edk::EdkSummary;
 use super::suite::AlgorithmSuite;
 
 /// The bytes are not a well-formed ESDK message.

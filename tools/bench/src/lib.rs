@@ -1,6 +1,7 @@
-//! Performance tooling behind `reseal bench`: the crypto floor, the benchmark
-//! set-up and the load generator. Kept in the library so the criterion
-//! benches, the CLI and the comparison script all measure the same work.
+//! Performance tooling for reseal (`reseal-bench`): the crypto floor, the
+//! benchmark set-up and the load generator. One library, so the criterion
+//! benches, the command line and `scripts/bench.sh` all measure the same work.
+//! It uses only reseal's public API and is not part of the product binary.
 //!
 //! * [`floor`]: the primitive work of one re-encryption done directly with
 //!   aws-lc-rs on one thread: what no implementation can go below.
@@ -26,19 +27,8 @@ pub const FAN_OUTS: [usize; 3] = [1, 10, 100];
 /// An Amazon Connect-shaped message: 0x0378 (format v1, signed, not committed),
 /// frame length 4096, empty encryption context, one EDK from `sender`.
 pub fn connect_message(
-    sender: &crate::keys::RawRsaKeyring,
+    sender: &reseal::keys::RawRsaKeyring,
     plaintext: &[u8],
-) -> Result<Vec<u8>, crate::esdk::Error> {
-    use crate::esdk::{self, AlgorithmSuite, EncryptCommitment, EncryptOptions, EncryptionContext};
-    esdk::encrypt(
-        plaintext,
-        &[sender],
-        &EncryptionContext::new(),
-        &EncryptOptions {
-            suite: AlgorithmSuite::Aes256GcmIv12Tag16HkdfSha384EcdsaP384,
-            frame_length: 4096,
-            commitment: EncryptCommitment::Forbid,
-            ..Default::default()
-        },
-    )
+) -> Result<Vec<u8>, reseal::esdk::Error> {
+    reseal::keys::connect::encrypt(sender, plaintext)
 }

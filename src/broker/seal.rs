@@ -1,0 +1,229 @@
+//! Sealing: one envelope per consumer, under every key of it that is active
+//! now. Consumers with local keys only are sealed on the CPU pool, the first
+//! of them in the task that opened the input and larger fan-outs split across
+//! idle threads; consumers with AWS-backed keys need their service first.
+
+use std::sync::Arc;
+
+use super::error::{self, BrokerError, Reason};
+use super::open::{Chunk, EnvelopeInputs};
+use super::{Broker, CpuPool, Envelope};
+use crate::esdk::{
+    self, EncryptedDataKey, EncryptionContext, EncryptionMaterials, Plaintext, Recipient,
+};
+use crate::registry::{Consumer, ConsumerWrap};
+
+/// Envelopes by the consumer's position in the response.
+pub(super) type Sealed = Vec<(usize, Result<Envelope, BrokerError>)>;
+
+/// Fewest consumers a CPU task seals when a fan-out is split across idle
+/// threads: below that the hand-off costs more than it saves (BENCHMARKS.md,
+/// "CPU pool").
+const MIN_CONSUMERS_PER_TASK: usize = 8;
+
+/// Splits the local consumers into the part this task seals and chunks
+/// handed to idle threads (their positions, and where their envelopes arrive).
+pub(super) fn split_fan_out(
+    mut local: Vec<(usize, Arc<Consumer>)>,
+    pool: &CpuPool,
+    inputs: &Arc<EnvelopeInputs>,
+    plaintext: &Arc<Plaintext>,
+    now: time::OffsetDateTime,
+) -> (Vec<(usize, Arc<Consumer>)>, Vec<Chunk>) {
+    let tasks = (local.len() / MIN_CONSUMERS_PER_TASK)
+        .max(1)
+        .min(pool.idle_threads() + 1);
+    let per_task = local.len().div_ceil(tasks).max(1);
+    let mut chunks = Vec::new();
+    while local.len() > per_task {
+        let chunk = local.split_off(local.len() - per_task);
+        let indices = chunk.iter().map(|(i, _)| *i).collect();
+        let (inputs, plaintext) = (inputs.clone(), plaintext.clone());
+        let rx = pool.spawn(move || seal_local_all(&chunk, &inputs, &plaintext, now));
+        chunks.push((indices, rx));
+    }
+    (local, chunks)
+}
+
+pub(super) fn seal_local_all(
+    consumers: &[(usize, Arc<Consumer>)],
+    inputs: &EnvelopeInputs,
+    plaintext: &Plaintext,
+    now: time::OffsetDateTime,
+) -> Sealed {
+    consumers
+        .iter()
+        .map(|(i, c)| {
+            let ec = c.output.build(&inputs.for_consumer(&c.id));
+            let recipients: Vec<Arc<dyn Recipient>> = c
+                .active_keys(now)
+                .filter_map(|k| match &k.wrap {
+                    ConsumerWrap::Local(r) => Some(r.clone()),
+                    _ => None,
+                })
+                .collect();
+            let key_ids = c.active_keys(now).map(|k| k.id.clone()).collect();
+            (
+                *i,
+                seal_local(c, &recipients, key_ids, plaintext.as_bytes(), ec),
+            )
+        })
+        .collect()
+}
+
+/// Seals under local recipients only: materials, wrapping, sealing.
+fn seal_local(
+    consumer: &Consumer,
+    recipients: &[Arc<dyn Recipient>],
+    key_ids: Vec<String>,
+    plaintext: &[u8],
+    ec: EncryptionContext,
+) -> Result<Envelope, BrokerError> {
+    if key_ids.is_empty() {
+        return Err(no_active_key(consumer));
+    }
+    let built = |e: esdk::Error| envelope_error(consumer, e);
+    let mut m = EncryptionMaterials::generate(consumer.suite, ec).map_err(built)?;
+    for r in recipients {
+        m.wrap_for(r.as_ref()).map_err(built)?;
+    }
+    let ciphertext = esdk::seal(plaintext, &m, consumer.frame_length).map_err(built)?;
+    Ok(Envelope {
+        ciphertext,
+        key_ids,
+        suite: consumer.suite,
+    })
+}
+
+impl Broker {
+    /// Seals the plaintext for a consumer with AWS-backed keys: fetched keys
+    /// (SSM public keys) wrap on the CPU pool like local ones; KMS keys
+    /// generate or wrap the data key through KMS.
+    pub(super) async fn seal_for(
+        &self,
+        consumer: Arc<Consumer>,
+        plaintext: Arc<Plaintext>,
+        ec: EncryptionContext,
+        now: time::OffsetDateTime,
+    ) -> Result<Envelope, BrokerError> {
+        let keys: Vec<_> = consumer.active_keys(now).cloned().collect();
+        if keys.is_empty() {
+            return Err(no_active_key(&consumer));
+        }
+        let key_ids: Vec<String> = keys.iter().map(|k| k.id.clone()).collect();
+        let suite = consumer.suite;
+        let frame_length = consumer.frame_length;
+
+        let mut local: Vec<Arc<dyn Recipient>> = Vec::new();
+        let mut remote = Vec::new();
+        for k in &keys {
+            match &k.wrap {
+                ConsumerWrap::Local(r) => local.push(r.clone()),
+                ConsumerWrap::Fetched(f) => local.push(
+                    f.fetch()
+                        .await
+                        .map_err(|e| error::key_access_error(&k.id, e))?,
+                ),
+                ConsumerWrap::Kms(r) => remote.push((k.id.clone(), r.clone())),
+            }
+        }
+        if remote.is_empty() {
+            // No KMS key is active: the local and fetched ones seal it, on the pool.
+            let consumer = consumer.clone();
+            return self
+                .cpu
+                .run(move || seal_local(&consumer, &local, key_ids, plaintext.as_bytes(), ec))
+                .await?;
+        }
+        let built = |e: esdk::Error| envelope_error(&consumer, e);
+
+        let cache = self.materials_cache.as_ref().filter(|c| c.enabled());
+        let cache_key = cache.map(|_| {
+            let digest = aws_lc_rs::digest::digest(
+                &aws_lc_rs::digest::SHA256,
+                &ec.serialize().unwrap_or_default(),
+            );
+            format!(
+                "{}\u{0}{suite}\u{0}{}\u{0}{}",
+                consumer.id,
+                key_ids.join(","),
+                hex::encode(digest.as_ref())
+            )
+        });
+        let len = plaintext.len();
+        let cached = match (cache, &cache_key) {
+            (Some(c), Some(k)) => c.take(k, len),
+            _ => None,
+        };
+        let materials = match cached {
+            Some(m) => m,
+            None => {
+                // AWS-backed keys: the first generates the data key (as the
+                // ESDK's generator does), the others wrap it.
+                let draft = EncryptionMaterials::begin(suite, ec).map_err(BrokerError::internal)?;
+                let (first_id, first) = &remote[0];
+                let (data_key, first_edk) = first
+                    .generate(suite, draft.encryption_context())
+                    .await
+                    .map_err(|e| error::key_access_error(first_id, e))?;
+                let mut m = draft.finish(data_key).map_err(BrokerError::internal)?;
+                m.push_encrypted_data_key(first_edk);
+                for (id, r) in &remote[1..] {
+                    let edk: EncryptedDataKey = r
+                        .wrap(m.data_key(), m.encryption_context())
+                        .await
+                        .map_err(|e| error::key_access_error(id, e))?;
+                    m.push_encrypted_data_key(edk);
+                }
+                let m = if local.is_empty() {
+                    m
+                } else {
+                    self.cpu
+                        .run(move || -> Result<EncryptionMaterials, esdk::Error> {
+                            for r in &local {
+                                m.wrap_for(r.as_ref())?;
+                            }
+                            Ok(m)
+                        })
+                        .await?
+                        .map_err(built)?
+                };
+                let m = Arc::new(m);
+                if let (Some(c), Some(k)) = (cache, &cache_key) {
+                    c.put(k, m.clone(), len);
+                }
+                m
+            }
+        };
+        let ciphertext = self
+            .cpu
+            .run(move || esdk::seal(plaintext.as_bytes(), &materials, frame_length))
+            .await?
+            .map_err(built)?;
+        Ok(Envelope {
+            ciphertext,
+            key_ids,
+            suite,
+        })
+    }
+}
+
+fn no_active_key(consumer: &Consumer) -> BrokerError {
+    BrokerError::new(
+        Reason::KeyExpired,
+        format!(
+            "consumer `{}` has no active key (every key is expired or not yet valid)",
+            consumer.id
+        ),
+    )
+}
+
+fn envelope_error(consumer: &Consumer, e: esdk::Error) -> BrokerError {
+    BrokerError::new(
+        Reason::Internal,
+        format!(
+            "the envelope for consumer `{}` could not be built: {e}",
+            consumer.id
+        ),
+    )
+}
