@@ -34,12 +34,13 @@ step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 CORES=$(nproc)
 LAST_CPU=$((CORES - 1))
 BIN=$ROOT/target/release/reseal
+BENCH=$ROOT/target/release/reseal-bench
 PORT=50151
 mkdir -p "$OUT"
 rm -f "$OUT"/*.json "$OUT"/*.trace
 
 step "build (release)"
-cargo build --release --locked --bin reseal
+cargo build --release --locked -p reseal -p reseal-bench
 # The revision measured is the one built now; the report is written later, by when the
 # working tree holds its own edits.
 git describe --always --dirty >"$OUT/revision" 2>/dev/null || echo unknown >"$OUT/revision"
@@ -50,7 +51,7 @@ step "Python tooling (.venv)"
 PY=$ROOT/.venv/bin/python
 
 step "keys and configuration (.tmp/bench)"
-"$BIN" bench setup --dir "$OUT/keys" --consumers 100 --port $PORT
+"$BENCH" setup --dir "$OUT/keys" --consumers 100 --port $PORT
 
 . scripts/server.sh
 MOTO_PID=
@@ -61,7 +62,7 @@ rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
 
 step "machine noise: how often a busy CPU is taken away"
 for cpu in $(seq 0 $LAST_CPU); do
-  taskset -c "$cpu" "$BIN" bench stalls --seconds 5 --json "$OUT/stalls-$cpu.json"
+  taskset -c "$cpu" "$BENCH" stalls --seconds 5 --json "$OUT/stalls-$cpu.json"
 done
 
 step "(b) reference Python ESDK: $CORES processes"
@@ -82,7 +83,7 @@ fi
 # baselines run in rounds: floor, Python, Rust, floor; the report takes the median.
 step "(b) baselines in $ROUNDS rounds, each between two floors (drift correction)"
 for round in $(seq 1 $ROUNDS); do
-  taskset -c 0 "$BIN" bench floor --keys "$OUT/keys" --fan-out 1,10,100 --seconds "$FLOOR_SECONDS" \
+  taskset -c 0 "$BENCH" floor --keys "$OUT/keys" --fan-out 1,10,100 --seconds "$FLOOR_SECONDS" \
     --json "$OUT/baseref-floor-$round.json" | tail -n 1
   "$PY" benches/python_esdk.py --dir "$OUT/keys" --fan-out 1,10,100 --processes "$CORES" \
     --seconds "$ROUND_SECONDS" --warmup 1 --json "$OUT/baseref-python-$round.json" >/dev/null
@@ -90,7 +91,7 @@ for round in $(seq 1 $ROUNDS); do
     benches/rust-esdk/target/release/rust-esdk-bench --dir "$OUT/keys" --fan-out 1,10,100 \
       --threads "$CORES" --seconds "$ROUND_SECONDS" --warmup 1 --json "$OUT/baseref-rust-$round.json" >/dev/null
   fi
-  taskset -c 0 "$BIN" bench floor --keys "$OUT/keys" --fan-out 1,10,100 --seconds "$FLOOR_SECONDS" \
+  taskset -c 0 "$BENCH" floor --keys "$OUT/keys" --fan-out 1,10,100 --seconds "$FLOOR_SECONDS" \
     --json "$OUT/baseref-floor-$round-after.json" >/dev/null
   echo "round $round done"
 done
@@ -111,19 +112,19 @@ for threads in 1 $CORES; do
   # call from them than one per CPU (60 against 77 µs in the open loop at 2,312 calls/s).
   for fan_out in 1 10 100; do
     for round in $(seq 1 $ROUNDS); do
-      taskset -c 0 "$BIN" bench floor --keys "$OUT/keys" --fan-out $fan_out --seconds "$FLOOR_SECONDS" \
+      taskset -c 0 "$BENCH" floor --keys "$OUT/keys" --fan-out $fan_out --seconds "$FLOOR_SECONDS" \
         --json "$OUT/floor-$threads-$fan_out-$round.json" | tail -n 1
       start_server "$threads" "$SERVER_CPUS" "$OUT/keys/reseal.yaml"
       if [ ! -f "$OUT/idle-$threads.json" ]; then
         sleep 1
         echo "{\"threads\": $threads, \"idle_rss_kib\": $(rss_kib $SERVER_PID)}" >"$OUT/idle-$threads.json"
       fi
-      taskset -c "$CLIENT_CPUS" "$BIN" bench load --threads 1 --target 127.0.0.1:$PORT --fan-out $fan_out \
+      taskset -c "$CLIENT_CPUS" "$BENCH" load --threads 1 --target 127.0.0.1:$PORT --fan-out $fan_out \
         --connect-public-key "$OUT/keys/connect.pub.pem" --concurrency $CONCURRENCY \
         --duration "${ROUND_SECONDS}s" --warmup 1s --server-pid "$SERVER_PID" \
         --json "$OUT/peak-$threads-$fan_out-$round.json" | tail -n 1
       stop_server
-      taskset -c 0 "$BIN" bench floor --keys "$OUT/keys" --fan-out $fan_out --seconds "$FLOOR_SECONDS" \
+      taskset -c 0 "$BENCH" floor --keys "$OUT/keys" --fan-out $fan_out --seconds "$FLOOR_SECONDS" \
         --json "$OUT/floor-$threads-$fan_out-$round-after.json" >/dev/null
     done
     rate=$("$PY" -c "
@@ -135,7 +136,7 @@ print(round(0.7 * statistics.median(json.load(open(f'$OUT/peak-$threads-$fan_out
     # report gives each round's ratio, their median, and the p99 of all calls pooled.
     for round in $(seq 1 $P70_ROUNDS); do
       start_server "$threads" "$SERVER_CPUS" "$OUT/keys/reseal.yaml"
-      taskset -c "$CLIENT_CPUS" "$BIN" bench load --threads 1 --target 127.0.0.1:$PORT --fan-out $fan_out \
+      taskset -c "$CLIENT_CPUS" "$BENCH" load --threads 1 --target 127.0.0.1:$PORT --fan-out $fan_out \
         --connect-public-key "$OUT/keys/connect.pub.pem" --concurrency 64 --rate "$rate" \
         --duration "${RUN_SECONDS}s" --warmup 1s --server-pid "$SERVER_PID" \
         --latency-trace "$OUT/p70-$threads-$fan_out-$round.trace" \
@@ -145,7 +146,7 @@ print(round(0.7 * statistics.median(json.load(open(f'$OUT/peak-$threads-$fan_out
     if [ "$threads" != 1 ] && [ "$fan_out" = 10 ]; then
       start_server "$threads" "$SERVER_CPUS" "$OUT/keys/reseal.yaml"
       step "(c) reseal, batch calls of 10, fan-out 10"
-      taskset -c "$CLIENT_CPUS" "$BIN" bench load --threads 1 --target 127.0.0.1:$PORT --fan-out 10 --batch 10 \
+      taskset -c "$CLIENT_CPUS" "$BENCH" load --threads 1 --target 127.0.0.1:$PORT --fan-out 10 --batch 10 \
         --connect-public-key "$OUT/keys/connect.pub.pem" --concurrency 2 \
         --duration "${RUN_SECONDS}s" --warmup 2s --server-pid "$SERVER_PID" \
         --json "$OUT/batch-$threads-10.json"
@@ -165,14 +166,14 @@ for _ in $(seq 1 100); do
   sleep 0.2
 done
 KMS_ARN=$("$PY" -c "import boto3; print(boto3.client('kms').create_key()['KeyMetadata']['Arn'])")
-"$BIN" bench setup --dir "$OUT/keys" --consumers 100 --port $PORT --kms-key "$KMS_ARN" >/dev/null
+"$BENCH" setup --dir "$OUT/keys" --consumers 100 --port $PORT --kms-key "$KMS_ARN" >/dev/null
 cp "$OUT/keys/reseal.yaml" "$OUT/keys/reseal-kms.yaml"
-"$BIN" bench setup --dir "$OUT/keys" --consumers 100 --port $PORT >/dev/null
+"$BENCH" setup --dir "$OUT/keys" --consumers 100 --port $PORT >/dev/null
 start_server "$CORES" "0-$LAST_CPU" "$OUT/keys/reseal-kms.yaml"
 # Every call carries a fresh input (a fresh data key), so reseal's data-key cache never
 # answers: each request costs one KMS Decrypt round trip, as it would in production.
 KMS_CALLS=$((RUN_SECONDS * 300))
-"$BIN" bench load --target 127.0.0.1:$PORT --fan-out 10 --input kms --kms-key "$KMS_ARN" \
+"$BENCH" load --target 127.0.0.1:$PORT --fan-out 10 --input kms --kms-key "$KMS_ARN" \
   --inputs $KMS_CALLS --max-calls $KMS_CALLS --concurrency $((6 * CORES)) --duration 120s --warmup 0s \
   --server-pid "$SERVER_PID" --json "$OUT/kms-$CORES-10.json"
 stop_server

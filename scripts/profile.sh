@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Where the server's CPU goes, next to the floor's: perf profiles of `reseal serve`
-# under `reseal bench load` and of `reseal bench floor`, split by kind of work
+# under `reseal-bench load` and of `reseal-bench floor`, split by kind of work
 # (benches/perf_shares.py). Needs `perf` (linux-perf) and the set-up `scripts/bench.sh`
 # leaves in .tmp/bench (or writes it here).
 #
@@ -18,17 +18,18 @@ FAN_OUT=${1:-100}
 THREADS=${2:-1}
 OUT=.tmp/bench
 BIN=target/release/reseal
+BENCH=target/release/reseal-bench
 PORT=50151
 command -v perf >/dev/null || { echo "perf is not installed (apt-get install linux-perf)" >&2; exit 2; }
-cargo build --release --locked --bin reseal
-[ -f "$OUT/keys/reseal.yaml" ] || "$BIN" bench setup --dir "$OUT/keys" --consumers 100 --port $PORT
+cargo build --release --locked -p reseal -p reseal-bench
+[ -f "$OUT/keys/reseal.yaml" ] || "$BENCH" setup --dir "$OUT/keys" --consumers 100 --port $PORT
 if [ "$THREADS" = 1 ]; then SERVER_CPUS=0; CLIENT_CPUS=1; CONCURRENCY=6
 else SERVER_CPUS=0-1; CLIENT_CPUS=0-1; CONCURRENCY=$((6 * THREADS)); fi
 
 . scripts/server.sh
 trap stop_server EXIT
 start_server "$THREADS" "$SERVER_CPUS" "$OUT/keys/reseal.yaml"
-taskset -c $CLIENT_CPUS "$BIN" bench load --target 127.0.0.1:$PORT --fan-out "$FAN_OUT" \
+taskset -c $CLIENT_CPUS "$BENCH" load --target 127.0.0.1:$PORT --fan-out "$FAN_OUT" \
   --connect-public-key "$OUT/keys/connect.pub.pem" --concurrency $CONCURRENCY \
   --duration 9s --warmup 1s --server-pid $SERVER_PID --json "$OUT/profile-load.json" >/dev/null &
 LOAD_PID=$!
@@ -38,7 +39,7 @@ wait $LOAD_PID
 stop_server
 
 taskset -c 0 perf record -F 1999 -o "$OUT/profile-floor.data" -- \
-  "$BIN" bench floor --keys "$OUT/keys" --fan-out "$FAN_OUT" --seconds 3 >/dev/null 2>&1
+  "$BENCH" floor --keys "$OUT/keys" --fan-out "$FAN_OUT" --seconds 3 >/dev/null 2>&1
 
 shares() { perf report -i "$1" --no-children --sort dso,sym --stdio 2>/dev/null | python3 benches/perf_shares.py; }
 SERVER=$(shares "$OUT/profile-server.data")

@@ -43,8 +43,8 @@ pub use request::{
 };
 
 use self::audit::{Audit, SecurityEvents, NO_ROUTE};
-use self::open::{EnvelopeInputs, OpenJob, Opened, Stage};
-use self::seal::Sealed;
+use self::open::{OpenJob, Opened, Stage};
+use self::seal::{Chunk, EnvelopeInputs, Sealed};
 use crate::clock::Clock;
 use crate::esdk::Plaintext;
 use crate::registry::{Consumer, Registry, RegistryHandle};
@@ -266,7 +266,7 @@ impl Broker {
         &self,
         inputs: &EnvelopeInputs,
         plaintext: Arc<Plaintext>,
-        chunks: Vec<open::Chunk>,
+        chunks: Vec<Chunk>,
         remote: Vec<(usize, Arc<Consumer>)>,
         now: time::OffsetDateTime,
     ) -> Sealed {

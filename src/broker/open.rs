@@ -11,13 +11,13 @@
 use std::sync::Arc;
 
 use super::error::{self, BrokerError, Reason};
-use super::seal::{seal_local_all, split_fan_out, Sealed};
+use super::seal::{seal_local_all, split_fan_out, Chunk, EnvelopeInputs, Sealed};
 use super::CpuPool;
 use crate::esdk::{
     self, AlgorithmSuite, DataKey, EncryptionContext, Identity, KeyringContext, Message, Plaintext,
 };
 use crate::keys::remote::Unwrapped;
-use crate::registry::{Candidate, Consumer, ContextInputs, Registry, SourceMaterial};
+use crate::registry::{Candidate, Consumer, Registry, SourceMaterial};
 use crate::telemetry::{Metrics, SourceLabels};
 
 pub(super) fn source_use(metrics: &Metrics, source: &str, outcome: &str) {
@@ -66,30 +66,6 @@ pub(super) struct Opened {
     pub sealed: Sealed,
     /// Fan-out chunks handed to other threads.
     pub chunks: Vec<Chunk>,
-}
-
-/// A fan-out chunk on another thread: its consumers' positions, and where
-/// their envelopes arrive.
-pub(super) type Chunk = (Vec<usize>, tokio::sync::oneshot::Receiver<Sealed>);
-
-/// What every envelope's encryption context may draw on.
-pub(super) struct EnvelopeInputs {
-    pub source_key_id: String,
-    pub request_id: String,
-    pub message_id: String,
-    pub source_context: EncryptionContext,
-}
-
-impl EnvelopeInputs {
-    pub fn for_consumer<'a>(&'a self, consumer_id: &'a str) -> ContextInputs<'a> {
-        ContextInputs {
-            consumer_id,
-            source_key_id: &self.source_key_id,
-            request_id: &self.request_id,
-            source_message_id: &self.message_id,
-            source_context: &self.source_context,
-        }
-    }
 }
 
 /// A parsed input and the source keys still to try, in order.

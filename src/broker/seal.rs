@@ -6,15 +6,38 @@
 use std::sync::Arc;
 
 use super::error::{self, BrokerError, Reason};
-use super::open::{Chunk, EnvelopeInputs};
 use super::{Broker, CpuPool, Envelope};
 use crate::esdk::{
     self, EncryptedDataKey, EncryptionContext, EncryptionMaterials, Plaintext, Recipient,
 };
-use crate::registry::{Consumer, ConsumerWrap};
+use crate::registry::{Consumer, ConsumerWrap, ContextInputs};
 
 /// Envelopes by the consumer's position in the response.
 pub(super) type Sealed = Vec<(usize, Result<Envelope, BrokerError>)>;
+
+/// What every envelope's encryption context may draw on.
+pub(super) struct EnvelopeInputs {
+    pub source_key_id: String,
+    pub request_id: String,
+    pub message_id: String,
+    pub source_context: EncryptionContext,
+}
+
+impl EnvelopeInputs {
+    pub fn for_consumer<'a>(&'a self, consumer_id: &'a str) -> ContextInputs<'a> {
+        ContextInputs {
+            consumer_id,
+            source_key_id: &self.source_key_id,
+            request_id: &self.request_id,
+            source_message_id: &self.message_id,
+            source_context: &self.source_context,
+        }
+    }
+}
+
+/// A fan-out chunk on another thread: its consumers' positions, and where
+/// their envelopes arrive.
+pub(super) type Chunk = (Vec<usize>, tokio::sync::oneshot::Receiver<Sealed>);
 
 /// Fewest consumers a CPU task seals when a fan-out is split across idle
 /// threads: below that the hand-off costs more than it saves (BENCHMARKS.md,
