@@ -16,26 +16,34 @@ ENV CARGO_TERM_COLOR=never \
 # 1. Dependency layer: build every dependency against stub sources, so that
 #    changing src/ does not rebuild the (large) dependency graph. build.rs and
 #    proto/ are real: protox generates the gRPC code (no protoc needed) and
-#    aws-lc-sys needs only the C compiler the rust image ships.
+#    aws-lc-sys needs only the C compiler the rust image ships. Every workspace
+#    member's manifest must be there for cargo to load the workspace; only the
+#    `reseal` binary is built (the benchmark tools are not part of the image).
 COPY Cargo.toml Cargo.lock build.rs ./
 COPY proto ./proto
-RUN mkdir -p src benches \
+COPY crates/esdk/Cargo.toml ./crates/esdk/
+COPY tools/bench ./tools/bench
+RUN mkdir -p src benches crates/esdk/src \
  && echo 'fn main() {}' > src/main.rs \
- && touch src/lib.rs \
+ && touch src/lib.rs crates/esdk/src/lib.rs \
  && echo 'fn main() {}' > benches/engine.rs
 RUN --mount=type=cache,target=/usr/local/cargo/registry,sharing=locked \
     --mount=type=cache,target=/usr/local/cargo/git,sharing=locked \
     cargo build --release --locked --bin reseal
 
 # 2. The real sources. touch: COPY keeps the context's mtimes, which may be
-#    older than the stub build, and cargo would then skip the rebuild.
+#    older than the stub build, and cargo would then skip the rebuild. The
+#    binary is stripped: the release profile keeps line tables for profiling,
+#    which the image does not need.
 COPY src ./src
+COPY crates ./crates
 COPY benches ./benches
 COPY config ./config
 RUN --mount=type=cache,target=/usr/local/cargo/registry,sharing=locked \
     --mount=type=cache,target=/usr/local/cargo/git,sharing=locked \
-    touch src/main.rs src/lib.rs \
+    touch src/main.rs src/lib.rs crates/esdk/src/lib.rs \
  && cargo build --release --locked --bin reseal \
+ && strip --strip-all target/release/reseal \
  && install -D -m 0755 target/release/reseal /out/reseal
 
 ############################ runtime ############################

@@ -210,7 +210,7 @@ def render(run: Run, command: str) -> str:
         w(f"- Rust ESDK: aws-esdk {rs_v.get('aws-esdk')}, {run.rust['processes']} threads")
     stalls = [load(p) for p in sorted(glob.glob(f"{run.d}/stalls-*.json"))]
     if stalls:
-        w("- Machine noise (`reseal bench stalls`, a busy loop on each idle CPU): "
+        w("- Machine noise (`reseal-bench stalls`, a busy loop on each idle CPU): "
           + "; ".join(f"CPU {i}: {s['per_second']:.1f} stalls/s over 0.5 ms, longest {s['longest_ms']:.1f} ms"
                       for i, s in enumerate(stalls))
           + ". Every such stall lands in somebody's latency tail.")
@@ -302,7 +302,7 @@ def render(run: Run, command: str) -> str:
     # The floor.
     w("### (a) The crypto floor (aws-lc-rs, one thread)")
     w("")
-    w("`reseal bench floor`: the primitives only (see `src/bench/floor.rs`), CPU time of the thread, "
+    w("`reseal-bench floor`: the primitives only (see `tools/bench/src/floor.rs`), CPU time of the thread, "
       "on the server's first CPU, in slices alternating with the server runs (one before and one after "
       "each server round; the round's floor is their mean). Medians over this run's floor measurements:")
     w("")
@@ -322,7 +322,7 @@ def render(run: Run, command: str) -> str:
     # reseal.
     w("### (c) reseal over gRPC")
     w("")
-    w("`reseal bench load`: closed loop for the peak (medians over the rounds; latency at peak from "
+    w("`reseal-bench load`: closed loop for the peak (medians over the rounds; latency at peak from "
       "the median round), then an open loop at 70% of that peak, in rounds on fresh servers (a "
       "call that goes out on time is timed from its release, a late one from its scheduled time; "
       "latencies at 70% are over every call of every round). CPU and RSS of the server "

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Do a thread's bursts of CPU line up with a latency tail? Reads a `reseal bench load
+"""Do a thread's bursts of CPU line up with a latency tail? Reads a `reseal-bench load
 --latency-trace` file (its header gives the window's start on CLOCK_MONOTONIC) and the
 `perf script` text of scheduler switches recorded on the same clock, and prints the thread's
 bursts in the window, how many of the slow calls (over 3x the median) fall near one, and

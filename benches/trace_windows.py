@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Where a latency tail comes from: reads a `reseal bench load --latency-trace` file and
+"""Where a latency tail comes from: reads a `reseal-bench load --latency-trace` file and
 prints, per window of due time, the calls, the slowest one and how many took over
 3 times the run's median. A tail that is a few long stretches where latency climbs
 steadily is the server falling behind the offered rate (its capacity dipped below it);

@@ -57,24 +57,7 @@ pub enum StartError {
 
 /// Reads the text and base folder of a config source.
 pub fn read_source(source: &ConfigSource) -> Result<(String, String, PathBuf), StartError> {
-    match source {
-        ConfigSource::File(p) => {
-            let text = std::fs::read_to_string(p)
-                .map_err(|e| StartError::Config(format!("cannot read {}: {e}", p.display())))?;
-            Ok((
-                text,
-                p.display().to_string(),
-                p.parent()
-                    .map(Path::to_owned)
-                    .unwrap_or_else(|| PathBuf::from(".")),
-            ))
-        }
-        ConfigSource::Embedded {
-            name,
-            text,
-            base_dir,
-        } => Ok((text.clone(), name.clone(), base_dir.clone())),
-    }
+    source.read().map_err(StartError::Config)
 }
 
 /// The non-reloadable parts of a config, plus dev-key creation when asked for.

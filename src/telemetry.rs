@@ -22,6 +22,7 @@ use tracing_subscriber::EnvFilter;
 use serde::Deserialize;
 
 mod log_buffer;
+mod traces;
 
 /// OpenTelemetry trace export over OTLP/gRPC. Off unless an endpoint is set.
 #[derive(Debug, Clone, Deserialize)]
@@ -58,51 +59,18 @@ pub fn init_logging(format: &str, default_filter: &str) {
 /// Flushes buffered log lines and stops trace export at shutdown (log lines
 /// are also flushed when it is dropped).
 pub struct TraceGuard {
-    traces: Option<opentelemetry_sdk::trace::SdkTracerProvider>,
+    traces: Option<traces::Traces>,
     logs: log_buffer::Flusher,
 }
 
 impl TraceGuard {
     /// Exports what is still buffered. Blocking: call it off the async reactor.
     pub fn shutdown(mut self) {
-        if let Some(provider) = self.traces.take() {
-            if let Err(e) = provider.shutdown() {
-                eprintln!("trace export shutdown: {e}");
-            }
+        if let Some(traces) = self.traces.take() {
+            traces.shutdown();
         }
         self.logs.finish();
     }
-}
-
-fn otlp_provider(spec: &TelemetrySpec) -> Option<opentelemetry_sdk::trace::SdkTracerProvider> {
-    use opentelemetry_otlp::WithExportConfig;
-    let endpoint = spec.otlp_endpoint.as_ref()?;
-    let exporter = opentelemetry_otlp::SpanExporter::builder()
-        .with_tonic()
-        .with_endpoint(endpoint.clone())
-        .with_timeout(std::time::Duration::from_secs(3))
-        .build();
-    let exporter = match exporter {
-        Ok(e) => e,
-        Err(e) => {
-            eprintln!("OTLP exporter for {endpoint} could not be built: {e}; traces are off");
-            return None;
-        }
-    };
-    let sampler = opentelemetry_sdk::trace::Sampler::ParentBased(Box::new(
-        opentelemetry_sdk::trace::Sampler::TraceIdRatioBased(spec.sample_ratio.clamp(0.0, 1.0)),
-    ));
-    Some(
-        opentelemetry_sdk::trace::SdkTracerProvider::builder()
-            .with_batch_exporter(exporter)
-            .with_sampler(sampler)
-            .with_resource(
-                opentelemetry_sdk::Resource::builder()
-                    .with_service_name(spec.service_name.clone())
-                    .build(),
-            )
-            .build(),
-    )
 }
 
 /// Logging for the server, plus OTLP trace export when configured. Log lines
@@ -115,13 +83,10 @@ pub fn init(format: &str, default_filter: &str, spec: &TelemetrySpec) -> TraceGu
 }
 
 fn install(format: &str, default_filter: &str, spec: &TelemetrySpec, buffered: bool) -> TraceGuard {
-    use opentelemetry::trace::TracerProvider as _;
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
-    let provider = otlp_provider(spec);
-    let otel = provider
-        .as_ref()
-        .map(|p| tracing_opentelemetry::layer().with_tracer(p.tracer("reseal")));
+    let provider = traces::start(spec);
+    let otel = traces::layer(provider.as_ref());
     let (writer, logs) = log_buffer::stderr(buffered);
     let registry = tracing_subscriber::registry().with(filter).with(otel);
     let result = if format == "text" {

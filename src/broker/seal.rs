@@ -41,7 +41,7 @@ pub(super) type Chunk = (Vec<usize>, tokio::sync::oneshot::Receiver<Sealed>);
 
 /// Fewest consumers a CPU task seals when a fan-out is split across idle
 /// threads: below that the hand-off costs more than it saves (BENCHMARKS.md,
-/// "CPU pool").
+/// "The change that mattered: one CPU task per request").
 const MIN_CONSUMERS_PER_TASK: usize = 8;
 
 /// Splits the local consumers into the part this task seals and chunks

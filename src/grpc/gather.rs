@@ -6,14 +6,13 @@
 //! buffer ("chained": above 256 bytes on a connection that takes vectored
 //! writes, above 1 KiB on one that does not). Each flush was one `writev`, and
 //! on loopback each write also runs the peer's receive path and wake-up on the
-//! server's CPU. With vectored writes a fan-out-1 response (about 600 bytes)
-//! was chained and left in two writes: headers and DATA, then the trailers.
+//! server's CPU. With vectored writes a fan-out-1 response was chained and left
+//! in two writes: headers and DATA, then the trailers.
 //!
 //! This writer says it does not take vectored writes, so h2 copies payloads up
 //! to 1 KiB and chains only larger ones; and it gathers everything h2 writes
-//! until h2 flushes. Per response at fan-out 1 / 10 / 100 (`strace -c`,
-//! `scripts/syscalls.sh`): one write / two / four, against two / two / four
-//! with vectored writes and one / three / seven with neither.
+//! until h2 flushes, so the most common response (one consumer) leaves in one
+//! write (counts per fan-out: BENCHMARKS.md, "Writes on server connections").
 
 use std::io;
 use std::pin::Pin;

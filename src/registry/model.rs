@@ -126,10 +126,10 @@ impl Default for ServerSpec {
 /// is ready, a request arrived) does not preempt a crypto thread running on
 /// that CPU; it runs when one is idle, when the crypto thread waits, or at the
 /// next scheduler tick, and then handles everything that is ready at once.
-/// On a saturated CPU that took context switches from about 3.6 to 0.5 per
-/// request and cut CPU per request by about a tenth; the price is latency
-/// while every CPU is busy, a response waiting for the crypto thread's next
-/// job or the next tick (BENCHMARKS.md, "Scheduling of the runtime threads").
+/// On a saturated CPU that saves most context switches and some CPU per
+/// request; the price is latency while every CPU is busy, a response waiting
+/// for the crypto thread's next job or the next tick (the measurements are in
+/// BENCHMARKS.md, "Scheduling of the runtime threads").
 /// `normal` leaves the policy the process started with (`SCHED_OTHER`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]

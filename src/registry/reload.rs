@@ -30,6 +30,29 @@ pub enum ConfigSource {
     },
 }
 
+impl ConfigSource {
+    /// The text, a name for messages (the path), and the folder `file:`
+    /// references are relative to.
+    pub fn read(&self) -> Result<(String, String, PathBuf), String> {
+        match self {
+            ConfigSource::File(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+                let base = path
+                    .parent()
+                    .map(|p| p.to_owned())
+                    .unwrap_or_else(|| PathBuf::from("."));
+                Ok((text, path.display().to_string(), base))
+            }
+            ConfigSource::Embedded {
+                name,
+                text,
+                base_dir,
+            } => Ok((text.clone(), name.clone(), base_dir.clone())),
+        }
+    }
+}
+
 /// What a reload attempt did.
 #[derive(Debug)]
 pub enum ReloadOutcome {
@@ -95,30 +118,11 @@ impl RegistryHandle {
         self.current.store(Some(Arc::new(registry)));
     }
 
-    fn read(&self) -> Result<(String, String, PathBuf), String> {
-        match &self.source {
-            ConfigSource::File(path) => {
-                let text = std::fs::read_to_string(path)
-                    .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-                let base = path
-                    .parent()
-                    .map(|p| p.to_owned())
-                    .unwrap_or_else(|| PathBuf::from("."));
-                Ok((text, path.display().to_string(), base))
-            }
-            ConfigSource::Embedded {
-                name,
-                text,
-                base_dir,
-            } => Ok((text.clone(), name.clone(), base_dir.clone())),
-        }
-    }
-
     /// Loads, self-tests and (if sound) swaps in the configuration.
     /// `force` reloads even when the content has not changed (SIGHUP).
     pub async fn reload(&self, force: bool) -> ReloadOutcome {
         let _guard = self.reloading.lock().await;
-        let (text, origin, base) = match self.read() {
+        let (text, origin, base) = match self.source.read() {
             Ok(t) => t,
             Err(e) => return self.reject(None, vec![e]),
         };

@@ -7,6 +7,7 @@ mod harness;
 
 mod limits;
 mod mtls;
+#[cfg(feature = "otlp")]
 mod otlp;
 mod secrets;
 

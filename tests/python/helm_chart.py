@@ -439,6 +439,17 @@ def check_dockerfile(default_image):
     check(bool(build), "Dockerfile builds on rust:1.95-bookworm")
     check(any("cargo build --release --locked --bin reseal" in i for s in build for i in s[1]),
           "Dockerfile runs cargo build --release --locked --bin reseal")
+    steps = [i for s in build for i in s[1]]
+    check(any("strip" in i and "target/release/reseal" in i for i in steps),
+          "Dockerfile strips the binary before copying it into the image")
+    # cargo loads the whole workspace: every member's manifest must be in the build context.
+    manifest = (ROOT / "Cargo.toml").read_text()
+    members = re.search(r"members\s*=\s*\[([^\]]*)\]", manifest)
+    members = [m for m in re.findall(r'"([^"]+)"', members.group(1)) if m != "."] if members else []
+    copied = " ".join(i for i in steps if i.startswith("COPY"))
+    missing = [m for m in members if m not in copied]
+    check(bool(members) and not missing,
+          f"Dockerfile copies every workspace member's manifest ({', '.join(members)})", str(missing))
     runtime_from, runtime = stages[-1]
     check(re.match(r"FROM\s+gcr\.io/distroless/cc-debian12:nonroot(@sha256:[0-9a-f]{64})?(\s|$)", runtime_from)
           is not None, f"Dockerfile runtime stage is distroless nonroot ({runtime_from})")

@@ -4,11 +4,10 @@
 //! public key as a SEC1 compressed point: `x` and the parity of `y`. Recovering
 //! `y` is a square root modulo p, one 382-bit exponentiation. aws-lc does it in
 //! its generic bignum code (6-word Montgomery multiplication, a context built
-//! per call): about 36 µs here, 6 % of opening a Connect message. The key is
-//! public, so this may run in variable time, and arithmetic specialised to
-//! p = 2^384 − 2^128 − 2^96 + 2^32 − 1 does the same in about 14 µs (criterion
-//! `p384_decompress`: 16 µs with aws-lc's parse of the full point, 36.6 µs for
-//! aws-lc-rs's parse of the compressed one).
+//! per call), a visible share of opening a Connect message. The key is public,
+//! so this may run in variable time, and arithmetic specialised to
+//! p = 2^384 − 2^128 − 2^96 + 2^32 − 1 does the same in well under half the
+//! time (BENCHMARKS.md, criterion `p384_decompress`).
 //!
 //! The result cannot be wrong silently: `y² = x³ − 3x + b` is checked here and
 //! the caller hands the uncompressed point to aws-lc, which validates it again

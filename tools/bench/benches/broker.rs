@@ -12,7 +12,7 @@
 //! Wall time per call, so the gRPC rows include the client and the hand-offs;
 //! the CPU-time comparison under load is `scripts/bench.sh` (BENCHMARKS.md).
 //!
-//! Run: `cargo bench --bench broker` (each benchmark runs once under `cargo test`).
+//! Run: `cargo bench -p reseal-bench --bench broker` (each benchmark runs once under `cargo test`).
 
 use std::hint::black_box;
 

@@ -91,7 +91,7 @@ impl FloorWork {
         )
     }
 
-    /// The keys `reseal bench setup` wrote into `dir`: the same keys the server uses.
+    /// The keys `reseal-bench setup` wrote into `dir`: the same keys the server uses.
     pub fn from_setup_dir(
         dir: &std::path::Path,
         consumers: usize,

@@ -1,4 +1,4 @@
-//! `reseal bench load`: drives a running server over loopback.
+//! `reseal-bench load`: drives a running server over loopback.
 //!
 //! Closed loop by default (`concurrency` callers, each sending its next call
 //! when the last one returns: peak throughput). With `rate`, an open loop:

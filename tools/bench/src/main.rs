@@ -84,7 +84,7 @@ pub struct FloorArgs {
     /// Upper bound on iterations per measurement.
     #[arg(long, default_value_t = 10_000_000)]
     max_iterations: u64,
-    /// Use the keys `reseal bench setup` wrote here (the server's own keys) instead of new ones.
+    /// Use the keys `reseal-bench setup` wrote here (the server's own keys) instead of new ones.
     #[arg(long)]
     keys: Option<PathBuf>,
     /// Write the results as JSON here.

@@ -1,4 +1,4 @@
-//! `reseal bench setup`: keys and a configuration for benchmarking.
+//! `reseal-bench setup`: keys and a configuration for benchmarking.
 //!
 //! DIR/connect.pem, connect.pub.pem: the Amazon Connect-shaped source key.
 //! DIR/consumers/cNNN.pem, cNNN.pub.pem: one RSA-2048 key per consumer.
@@ -76,7 +76,7 @@ pub fn config(o: &SetupOptions) -> String {
     let p = o.port;
     let _ = writeln!(
         y,
-        "# Written by `reseal bench setup`: a benchmark configuration."
+        "# Written by `reseal-bench setup`: a benchmark configuration."
     );
     let _ = writeln!(y, "server:");
     let _ = writeln!(y, "  listen: 127.0.0.1:{p}");
