@@ -9,12 +9,12 @@ use std::sync::Arc;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::broker::{Broker, CpuPool, MaterialsCache};
+use crate::broker::{Broker, CpuPool, DeskOptions, MaterialsCache};
 use crate::clock::{Clock, SystemClock};
-use crate::grpc::{serve, Listeners, ServeError};
 use crate::keys::aws::AwsKeys;
 use crate::registry::model::{AwsSpec, ConfigFile, IoScheduling, ServerSpec};
 use crate::registry::{self, ConfigSource, LoadOptions, RegistryHandle, ReloadOutcome};
+use crate::server::{serve, Listeners, ServeError};
 use crate::telemetry::Metrics;
 
 /// The default configuration, compiled in for runs outside a checkout.
@@ -252,7 +252,11 @@ pub async fn start(source: ConfigSource, options: StartOptions) -> Result<Runnin
     ));
     let broker = Arc::new(
         Broker::new(registry.clone(), options.clock.clone(), metrics, cpu)
-            .with_materials_cache(materials),
+            .with_materials_cache(materials)
+            .with_desk(&DeskOptions {
+                max_concurrent_requests: server.max_concurrent_requests,
+                allow_plaintext_credentials: server.allow_plaintext_credentials,
+            }),
     );
     let task = {
         let broker = broker.clone();

@@ -6,7 +6,9 @@
 //! * [`keys`]: keyrings and key material, local and AWS-backed.
 //! * [`registry`]: the configuration model, validation, self-test and hot reload.
 //! * [`broker`]: the use case: open once, re-seal for every consumer.
-//! * [`grpc`]: the network edge, mapping domain errors to statuses.
+//! * [`transport`]: connections for every door: TLS/mTLS, caller certificates.
+//! * [`grpc`]: the gRPC door, mapping domain errors to statuses.
+//! * [`server`]: the listeners wired together, readiness, admin endpoints.
 //! * [`telemetry`]: logs, audit and metrics.
 //! * [`vectors`]: the ESDK test-vector runner.
 //! * [`cli`]: the `reseal` command line, a thin caller of the rest.
@@ -21,7 +23,9 @@ pub mod grpc;
 pub mod input;
 pub mod keys;
 pub mod registry;
+pub mod server;
 pub mod telemetry;
+pub mod transport;
 pub mod vectors;
 
 pub use reseal_esdk as esdk;

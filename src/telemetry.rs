@@ -119,6 +119,8 @@ fn install(format: &str, default_filter: &str, spec: &TelemetrySpec, buffered: b
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RequestLabels {
+    /// The door the call came through: `grpc`, `http`, `lambda`.
+    pub door: String,
     pub method: String,
     pub route: String,
     pub outcome: String,
@@ -225,12 +227,12 @@ impl Metrics {
         };
         r.register(
             "requests",
-            "gRPC requests by method, route and outcome",
+            "Requests by door, method, route and outcome",
             m.requests.clone(),
         );
         r.register(
             "request_duration_seconds",
-            "gRPC request latency by method, route and outcome",
+            "Request latency by door, method, route and outcome",
             m.request_seconds.clone(),
         );
         r.register(

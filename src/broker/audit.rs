@@ -14,7 +14,8 @@ pub(super) const NO_ROUTE: &str = "-";
 /// The audit record of one re-encryption, filled in as the request goes.
 pub(super) struct Audit {
     request_id: String,
-    caller: String,
+    /// The caller as authenticated (registry caller id or certificate identity).
+    pub caller: String,
     route: String,
     pub source_key: Option<String>,
     pub message_id: Option<String>,

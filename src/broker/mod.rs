@@ -11,8 +11,9 @@
 //!       ─► outcomes: metrics, audit event                       audit.rs
 //! ```
 //!
-//! Every door (gRPC, and the ones to come) calls [`Broker::reencrypt`] or
-//! [`Broker::reencrypt_batch`]; none re-implements a step. The plaintext lives
+//! Every door (gRPC, HTTP/JSON, the Lambda runtime) calls [`Broker::call`] or
+//! [`Broker::call_batch`] (the front desk: admission, metrics) and so
+//! [`Broker::reencrypt`]; none re-implements a step. The plaintext lives
 //! in one zeroizing buffer shared by the sealing tasks and dropped when the
 //! last of them is done. Crypto runs on the CPU pool ([`CpuPool`]), never on
 //! the async reactor; a request is one task there, from parsing to its first
@@ -20,8 +21,10 @@
 //! data in its result, not an error of the call (unless the caller asks for
 //! all-or-nothing).
 
+mod access;
 mod audit;
 mod cpu;
+mod desk;
 pub mod error;
 mod materials_cache;
 mod open;
@@ -35,14 +38,16 @@ use std::time::Instant;
 use futures_util::future::join_all;
 
 pub use cpu::{CpuPool, PoolGone};
+pub use desk::{DeskOptions, Door};
 pub use error::{BrokerError, Reason};
 pub use materials_cache::MaterialsCache;
 pub use request::{
-    request_id, Caller, CiphertextInput, ConsumerOutcome, Envelope, ReencryptRequest,
+    request_id, Caller, CiphertextInput, ConsumerOutcome, Credential, Envelope, ReencryptRequest,
     ReencryptResponse,
 };
 
 use self::audit::{Audit, SecurityEvents, NO_ROUTE};
+use self::desk::Desk;
 use self::open::{OpenJob, Opened, Stage};
 use self::seal::{Chunk, EnvelopeInputs, Sealed};
 use crate::clock::Clock;
@@ -57,6 +62,7 @@ pub struct Broker {
     metrics: Arc<Metrics>,
     cpu: CpuPool,
     security: SecurityEvents,
+    desk: Desk,
     /// Caching-CMM reuse of materials for consumers with KMS keys.
     materials_cache: Option<Arc<MaterialsCache>>,
 }
@@ -74,8 +80,15 @@ impl Broker {
             metrics,
             cpu,
             security: SecurityEvents::default(),
+            desk: Desk::new(&DeskOptions::default()),
             materials_cache: None,
         }
+    }
+
+    /// The front desk's admission limit and credential policy, for every door.
+    pub fn with_desk(mut self, options: &DeskOptions) -> Self {
+        self.desk = Desk::new(options);
+        self
     }
 
     /// Reuses encryption materials for consumers with AWS-backed keys, within
@@ -187,7 +200,11 @@ impl Broker {
             all_or_nothing: all_or_none,
             request_id,
         } = request;
-        let consumers = targets::resolve_targets(registry, caller, &wanted, route.as_deref())?;
+        let who =
+            access::authenticate(registry, caller, self.desk.allow_plaintext_credentials).await?;
+        audit.caller = who.name.clone();
+        let consumers =
+            targets::resolve_targets(registry, &who.grants, &who.name, &wanted, route.as_deref())?;
         let bytes = request::decode_input(ciphertext, registry.limits.max_ciphertext_bytes)?;
         let now = self.clock.now();
 

@@ -25,12 +25,95 @@ pub struct ReencryptRequest {
     pub request_id: String,
 }
 
-/// Who is calling, as the door established it (the client certificate when
-/// mTLS is on).
-#[derive(Debug, Clone, Default)]
+/// Who is calling, as the door saw it: what the connection proved and what
+/// the request presented. The broker authenticates it against the registry.
+#[derive(Clone, Default)]
 pub struct Caller {
+    /// Identity from a verified client certificate (mTLS).
     pub identity: Option<String>,
     pub peer: Option<String>,
+    /// A bearer token or Basic credentials the request carried.
+    pub credential: Option<Credential>,
+    /// Whether the connection is encrypted (TLS), or the door itself is not
+    /// reachable over a network (the Lambda runtime).
+    pub secure: bool,
+    /// Set by a door that authenticates its callers itself (the Lambda
+    /// runtime: IAM decides who may invoke it) to the registry caller it acts as.
+    pub acting_as: Option<String>,
+}
+
+impl std::fmt::Debug for Caller {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Caller")
+            .field("identity", &self.identity)
+            .field("peer", &self.peer)
+            .field(
+                "credential",
+                &self.credential.as_ref().map(Credential::kind),
+            )
+            .field("secure", &self.secure)
+            .field("acting_as", &self.acting_as)
+            .finish()
+    }
+}
+
+/// Credentials a request carried. Zeroized on drop; never printed.
+#[derive(Clone)]
+pub enum Credential {
+    /// `Authorization: Bearer TOKEN`.
+    Bearer(zeroize::Zeroizing<String>),
+    /// `Authorization: Basic base64(user:password)`.
+    Basic {
+        username: String,
+        password: zeroize::Zeroizing<String>,
+    },
+}
+
+impl Credential {
+    fn kind(&self) -> &'static str {
+        match self {
+            Credential::Bearer(_) => "bearer",
+            Credential::Basic { .. } => "basic",
+        }
+    }
+
+    /// Parses an `Authorization` header value (`Bearer ...` or `Basic ...`).
+    /// `Ok(None)` for other schemes, which the broker does not know.
+    pub fn from_authorization(value: &str) -> Result<Option<Credential>, BrokerError> {
+        let malformed = |what: &str| {
+            BrokerError::new(
+                Reason::Unauthenticated,
+                format!("the Authorization header is not valid {what}"),
+            )
+        };
+        let (scheme, rest) = value.trim().split_once(' ').unwrap_or((value.trim(), ""));
+        let rest = rest.trim();
+        if scheme.eq_ignore_ascii_case("bearer") {
+            if rest.is_empty() {
+                return Err(malformed("Bearer credentials"));
+            }
+            return Ok(Some(Credential::Bearer(zeroize::Zeroizing::new(
+                rest.to_owned(),
+            ))));
+        }
+        if scheme.eq_ignore_ascii_case("basic") {
+            use base64::Engine as _;
+            let decoded = zeroize::Zeroizing::new(
+                base64::engine::general_purpose::STANDARD
+                    .decode(rest)
+                    .map_err(|_| malformed("Basic credentials"))?,
+            );
+            let text = std::str::from_utf8(&decoded).map_err(|_| malformed("Basic credentials"))?;
+            let (user, password) = text
+                .split_once(':')
+                .ok_or_else(|| malformed("Basic credentials"))?;
+            return Ok(Some(Credential::Basic {
+                username: user.to_owned(),
+                password: zeroize::Zeroizing::new(password.to_owned()),
+            }));
+        }
+        Ok(None)
+    }
 }
 
 /// An envelope for one consumer.
@@ -139,6 +222,36 @@ mod tests {
         assert_eq!(request_id(&[Some("bad id"), None]).unwrap().len(), 24);
         let long = "x".repeat(129);
         assert_ne!(request_id(&[Some(long.as_str())]).unwrap(), long);
+    }
+
+    #[test]
+    fn authorization_headers_parse_and_never_print_their_secret() {
+        match Credential::from_authorization("Bearer abc.def").unwrap() {
+            Some(Credential::Bearer(t)) => assert_eq!(t.as_str(), "abc.def"),
+            _ => panic!("not a bearer token"),
+        }
+        // "alice:s3cret:x" (a colon in the password is allowed).
+        match Credential::from_authorization("basic YWxpY2U6czNjcmV0Ong=").unwrap() {
+            Some(Credential::Basic { username, password }) => {
+                assert_eq!(
+                    (username.as_str(), password.as_str()),
+                    ("alice", "s3cret:x")
+                )
+            }
+            _ => panic!("not basic"),
+        }
+        assert!(Credential::from_authorization("Negotiate xyz")
+            .unwrap()
+            .is_none());
+        for bad in ["Bearer", "Basic !!!", "Basic YWxpY2U="] {
+            let e = Credential::from_authorization(bad).err().unwrap();
+            assert_eq!(e.reason, Reason::Unauthenticated, "{bad}");
+        }
+        let caller = Caller {
+            credential: Credential::from_authorization("Bearer topsecret-token").unwrap(),
+            ..Caller::default()
+        };
+        assert!(!format!("{caller:?}").contains("topsecret"));
     }
 
     #[test]

@@ -4,7 +4,8 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use super::{BrokerError, Caller, Reason};
+use super::access::Grants;
+use super::{BrokerError, Reason};
 use crate::esdk;
 use crate::registry::{Consumer, Registry};
 
@@ -12,7 +13,8 @@ use crate::registry::{Consumer, Registry};
 /// cannot probe which names exist), then existence, then the per-call limit.
 pub(super) fn resolve_targets(
     registry: &Registry,
-    caller: &Caller,
+    grants: &Grants<'_>,
+    who: &str,
     consumers: &[String],
     route: Option<&str>,
 ) -> Result<Vec<Arc<Consumer>>, BrokerError> {
@@ -22,44 +24,26 @@ pub(super) fn resolve_targets(
             "name at least one consumer or a route",
         ));
     }
-    let callers = &registry.callers;
-    if callers.is_enforced() {
-        let identity = caller.identity.as_deref().ok_or_else(|| {
-            BrokerError::new(
-                Reason::Unauthenticated,
-                "a client certificate is required to call this broker",
-            )
-        })?;
-        if !callers.knows(identity) {
+    if let Some(r) = route {
+        if !grants.may_use_route(r) {
             return Err(BrokerError::new(
                 Reason::PermissionDenied,
                 format!(
-                    "caller `{}` is not registered",
-                    esdk::keyring::printable(identity.as_bytes())
+                    "caller `{who}` may not use route `{}`",
+                    esdk::keyring::printable(r.as_bytes())
                 ),
             ));
         }
-        if let Some(r) = route {
-            if !callers.may_use_route(identity, r) {
-                return Err(BrokerError::new(
-                    Reason::PermissionDenied,
-                    format!(
-                        "caller `{identity}` may not use route `{}`",
-                        esdk::keyring::printable(r.as_bytes())
-                    ),
-                ));
-            }
-        }
-        for c in consumers {
-            if !callers.may_target_consumer(identity, c) {
-                return Err(BrokerError::new(
-                    Reason::PermissionDenied,
-                    format!(
-                        "caller `{identity}` may not target consumer `{}`",
-                        esdk::keyring::printable(c.as_bytes())
-                    ),
-                ));
-            }
+    }
+    for c in consumers {
+        if !grants.may_target_consumer(c) {
+            return Err(BrokerError::new(
+                Reason::PermissionDenied,
+                format!(
+                    "caller `{who}` may not target consumer `{}`",
+                    esdk::keyring::printable(c.as_bytes())
+                ),
+            ));
         }
     }
     let mut ids: Vec<&str> = Vec::new();

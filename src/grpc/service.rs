@@ -1,86 +1,45 @@
 //! The `reseal.v1.ReencryptService` implementation: decode, call the broker, encode.
 
 use std::sync::Arc;
-use std::time::Instant;
 
-use tokio::sync::Semaphore;
 use tonic::{Request, Response, Status};
-use tracing::Instrument;
 
 use super::proto::{self, reencrypt_request::Input, reencrypt_service_server::ReencryptService};
 use super::status::{code, to_status};
-use super::tls::ConnInfo;
-use crate::broker::{self, Broker, BrokerError, Caller, CiphertextInput, Reason};
+use crate::broker::{self, Broker, BrokerError, Caller, CiphertextInput, Credential, Door, Reason};
 use crate::esdk::EncryptionContext;
-use crate::telemetry::RequestLabels;
+use crate::transport::ConnInfo;
 
 pub struct Service {
     broker: Arc<Broker>,
-    /// Requests in progress at once; the rest are shed, not queued.
-    in_flight: Arc<Semaphore>,
 }
 
 impl Service {
-    pub fn new(broker: Arc<Broker>, max_concurrent: usize) -> Self {
-        Service {
-            broker,
-            in_flight: Arc::new(Semaphore::new(max_concurrent.max(1))),
-        }
-    }
-
-    fn admit(&self) -> Result<Admitted, BrokerError> {
-        let metrics = self.broker.metrics().clone();
-        match self.in_flight.clone().try_acquire_owned() {
-            Ok(permit) => {
-                metrics.in_flight.inc();
-                Ok(Admitted {
-                    _permit: permit,
-                    metrics,
-                })
-            }
-            Err(_) => {
-                metrics.shed.inc();
-                Err(BrokerError::new(
-                    Reason::Overloaded,
-                    "the broker is at its concurrency limit; retry shortly",
-                )
-                .with_retry_after(std::time::Duration::from_millis(200)))
-            }
-        }
-    }
-
-    fn record(&self, method: &str, route: &str, outcome: &str, started: Instant) {
-        let labels = RequestLabels {
-            method: method.to_owned(),
-            route: route.to_owned(),
-            outcome: outcome.to_owned(),
-        };
-        let m = self.broker.metrics();
-        m.requests.get_or_create(&labels).inc();
-        m.request_seconds
-            .get_or_create(&labels)
-            .observe(started.elapsed().as_secs_f64());
+    pub fn new(broker: Arc<Broker>) -> Self {
+        Service { broker }
     }
 }
 
-/// A request slot, counted in `reseal_requests_in_flight` while held.
-struct Admitted {
-    _permit: tokio::sync::OwnedSemaphorePermit,
-    metrics: Arc<crate::telemetry::Metrics>,
-}
-
-impl Drop for Admitted {
-    fn drop(&mut self) {
-        self.metrics.in_flight.dec();
-    }
-}
-
-fn caller_of<T>(request: &Request<T>) -> Caller {
+/// The caller: the connection's certificate identity, and a bearer token or
+/// Basic credentials from the `authorization` metadata.
+fn caller_of<T>(request: &Request<T>) -> Result<Caller, BrokerError> {
     let info = request.extensions().get::<ConnInfo>();
-    Caller {
+    let credential = match request.metadata().get("authorization") {
+        Some(v) => Credential::from_authorization(v.to_str().map_err(|_| {
+            BrokerError::new(
+                Reason::Unauthenticated,
+                "the authorization metadata is not ASCII",
+            )
+        })?)?,
+        None => None,
+    };
+    Ok(Caller {
         identity: info.and_then(|i| i.identity.clone()),
         peer: info.and_then(|i| i.remote).map(|a| a.to_string()),
-    }
+        credential,
+        secure: info.is_some_and(|i| i.tls),
+        acting_as: None,
+    })
 }
 
 /// The caller's request id (field, else `x-request-id` header), or a new one.
@@ -149,41 +108,19 @@ fn encode(resp: broker::ReencryptResponse) -> proto::ReencryptResponse {
     }
 }
 
-fn outcome_of(result: &Result<broker::ReencryptResponse, BrokerError>) -> String {
-    match result {
-        Ok(r) if r.results.iter().all(|o| o.result.is_ok()) => "OK".into(),
-        Ok(_) => "PARTIAL".into(),
-        Err(e) => e.reason.as_str().into(),
-    }
-}
-
 #[tonic::async_trait]
 impl ReencryptService for Service {
     async fn reencrypt(
         &self,
         request: Request<proto::ReencryptRequest>,
     ) -> Result<Response<proto::ReencryptResponse>, Status> {
-        let started = Instant::now();
-        let caller = caller_of(&request);
         let rid = request_id(&request.get_ref().request_id, request.metadata())
             .map_err(|e| to_status(&e, ""))?;
-        let route = self
-            .broker
-            .route_label(Some(request.get_ref().route.as_str()).filter(|r| !r.is_empty()));
-        let _permit = match self.admit() {
-            Ok(p) => p,
-            Err(e) => {
-                self.record("Reencrypt", &route, e.reason.as_str(), started);
-                return Err(to_status(&e, &rid));
-            }
-        };
-        let span = tracing::info_span!("reencrypt", request_id = %rid);
-        let result = match decode(request.into_inner(), rid.clone()) {
-            Ok(req) => self.broker.reencrypt(&caller, req).instrument(span).await,
-            Err(e) => Err(e),
-        };
-        self.record("Reencrypt", &route, &outcome_of(&result), started);
-        match result {
+        let caller = caller_of(&request).map_err(|e| to_status(&e, &rid))?;
+        let route = request.get_ref().route.clone();
+        let decoded = decode(request.into_inner(), rid.clone());
+        let route = (!route.is_empty()).then_some(route.as_str());
+        match self.broker.call(Door::Grpc, &caller, route, decoded).await {
             Ok(resp) => Ok(Response::new(encode(resp))),
             Err(e) => Err(to_status(&e, &rid)),
         }
@@ -193,16 +130,8 @@ impl ReencryptService for Service {
         &self,
         request: Request<proto::ReencryptBatchRequest>,
     ) -> Result<Response<proto::ReencryptBatchResponse>, Status> {
-        let started = Instant::now();
-        let caller = caller_of(&request);
         let rid = request_id("", request.metadata()).map_err(|e| to_status(&e, ""))?;
-        let _permit = match self.admit() {
-            Ok(p) => p,
-            Err(e) => {
-                self.record("ReencryptBatch", "-", e.reason.as_str(), started);
-                return Err(to_status(&e, &rid));
-            }
-        };
+        let caller = caller_of(&request).map_err(|e| to_status(&e, &rid))?;
         let items: Vec<_> = request
             .into_inner()
             .items
@@ -217,18 +146,10 @@ impl ReencryptService for Service {
                 item_rid.and_then(|r| decode(item, r))
             })
             .collect();
-        let span = tracing::info_span!("reencrypt_batch", request_id = %rid, items = items.len());
-        let result = self
+        let results = self
             .broker
-            .reencrypt_batch(&caller, items)
-            .instrument(span)
-            .await;
-        let outcome = match &result {
-            Ok(_) => "OK".to_owned(),
-            Err(e) => e.reason.as_str().to_owned(),
-        };
-        self.record("ReencryptBatch", "-", &outcome, started);
-        let results = result
+            .call_batch(Door::Grpc, &caller, &rid, items)
+            .await
             .map_err(|e| to_status(&e, &rid))?
             .into_iter()
             .enumerate()

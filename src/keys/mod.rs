@@ -6,6 +6,7 @@
 //!   their implementations (SSM private keys, KMS) with caches.
 //! * [`pem`] and [`cert`]: the PEM/DER/X.509 shapes operators hand us.
 //! * [`connect`]: Amazon Connect's shape of input (its defaults and an encoder).
+//! * [`secret`]: caller credentials' secrets, kept as digests.
 
 pub mod aws;
 pub mod cert;
@@ -14,6 +15,7 @@ pub mod pem;
 pub mod raw_aes;
 pub mod raw_rsa;
 pub mod remote;
+pub mod secret;
 
 pub use raw_aes::RawAesKeyring;
 pub use raw_rsa::{RawRsaKeyring, RsaPadding};

@@ -14,17 +14,18 @@ use zeroize::Zeroizing;
 
 use super::model::{
     AwsSpec, ConfigFile, ConsumerKeyKind, ConsumerKeySpec, ConsumerSpec, DevelopmentSpec, KeyRef,
-    ServerSpec, SourceKind, SourceSpec,
+    SecretRef, ServerSpec, SourceKind, SourceSpec,
 };
 use super::{
-    BrokerLimits, CallerRule, Callers, Consumer, ConsumerKey, ConsumerWrap, ContextRules,
-    OutputContext, Propagate, Registry, SourceKey, SourceMaterial, SourceSet, Window,
+    BasicCredential, BrokerLimits, CallerRule, Callers, Consumer, ConsumerKey, ConsumerWrap,
+    ContextRules, OutputContext, Propagate, Registry, SourceKey, SourceMaterial, SourceSet, Window,
 };
 use crate::esdk::{
     self, AlgorithmSuite, DecryptCommitment, DecryptPolicy, EncryptionContext, SuiteSet,
 };
 use crate::keys::aws::{arn::KmsArn, kms, ssm, AwsKeys};
 use crate::keys::cert::CertificateInfo;
+use crate::keys::secret::{Secret, SecretDigest};
 use crate::keys::{connect, raw_rsa, RawAesKeyring, RawRsaKeyring, RsaPadding};
 
 /// The file could not be turned into a registry.
@@ -69,6 +70,8 @@ pub struct Loaded {
     pub development: DevelopmentSpec,
     /// Non-fatal findings (e.g. ambiguous source keys).
     pub warnings: Vec<String>,
+    /// Files read for key material and secrets.
+    pub watched_files: Vec<PathBuf>,
 }
 
 /// Reads and compiles a config file.
@@ -127,6 +130,7 @@ pub fn load_str(
         aws: options.aws.clone(),
         problems: Vec::new(),
         warnings: Vec::new(),
+        watched: Vec::new(),
     };
     let limits = b.limits(&file);
     let sources = b.sources(&file, &limits);
@@ -154,6 +158,7 @@ pub fn load_str(
         aws: file.aws,
         development: file.development,
         warnings: b.warnings,
+        watched_files: b.watched,
     })
 }
 
@@ -181,6 +186,8 @@ struct Builder {
     aws: Option<Arc<AwsKeys>>,
     problems: Vec<String>,
     warnings: Vec<String>,
+    /// Files read for key material and secrets (watched for changes with the config).
+    watched: Vec<PathBuf>,
 }
 
 /// Provider id of consumer keys unless configured: what the consumer's keyring expects.
@@ -240,6 +247,7 @@ impl Builder {
             KeyRef::Inline(text) => Some(Zeroizing::new(text.as_bytes().to_vec())),
             KeyRef::File(p) => {
                 let path = self.base_dir.join(p);
+                self.watched.push(path.clone());
                 match std::fs::read(&path) {
                     Ok(bytes) => Some(Zeroizing::new(bytes)),
                     Err(e) => {
@@ -1027,8 +1035,12 @@ impl Builder {
         let mut entries = Vec::new();
         for (name, spec) in &file.callers {
             let entry = format!("callers.{name}");
-            if spec.identities.is_empty() {
-                self.problem(&entry, "identities", "at least one identity is required");
+            if spec.identities.is_empty() && spec.tokens.is_empty() && spec.basic.is_empty() {
+                self.problem(
+                    &entry,
+                    "identities",
+                    "at least one identity is required (or `tokens` / `basic` credentials)",
+                );
             }
             if spec.routes.is_empty() && spec.consumers.is_empty() {
                 self.problem(
@@ -1047,13 +1059,83 @@ impl Builder {
                     self.problem(&entry, "consumers", format!("unknown consumer `{c}`"));
                 }
             }
+            let tokens = spec
+                .tokens
+                .iter()
+                .enumerate()
+                .filter_map(|(i, r)| self.secret(r, &entry, &format!("tokens[{i}]")))
+                .collect();
+            let mut basic = Vec::new();
+            for (i, b) in spec.basic.iter().enumerate() {
+                let field = format!("basic[{i}]");
+                if b.username.is_empty() || b.username.contains(':') {
+                    self.problem(
+                        &entry,
+                        &format!("{field}.username"),
+                        "must be non-empty and contain no `:`",
+                    );
+                }
+                if let Some(password) =
+                    self.secret(&b.password, &entry, &format!("{field}.password"))
+                {
+                    basic.push(BasicCredential {
+                        username: b.username.clone(),
+                        password,
+                    });
+                }
+            }
             entries.push(CallerRule {
                 name: name.clone(),
                 identities: spec.identities.clone(),
+                tokens,
+                basic,
                 routes: spec.routes.clone(),
                 consumers: spec.consumers.clone(),
             });
         }
         Callers { entries }
+    }
+
+    /// A caller secret: read now (`env:`, `file:`; a trailing newline is not
+    /// part of it) or fetched when first needed (`ssm:`). Kept as a digest.
+    fn secret(&mut self, r: &SecretRef, entry: &str, field: &str) -> Option<Secret> {
+        let text = match r {
+            SecretRef::Ssm(param) => {
+                let aws = self.aws_keys(entry, field)?;
+                return Some(Secret::Fetched(aws.ssm_secret(param)));
+            }
+            SecretRef::Env(var) => match std::env::var(var) {
+                Ok(v) => Zeroizing::new(v),
+                Err(_) => {
+                    self.problem(
+                        entry,
+                        field,
+                        format!("environment variable `{var}` is not set"),
+                    );
+                    return None;
+                }
+            },
+            SecretRef::File(p) => {
+                let path = self.base_dir.join(p);
+                self.watched.push(path.clone());
+                match std::fs::read_to_string(&path) {
+                    Ok(v) => Zeroizing::new(v),
+                    Err(e) => {
+                        self.problem(entry, field, format!("cannot read {}: {e}", path.display()));
+                        return None;
+                    }
+                }
+            }
+        };
+        let secret = text.trim_end_matches(['\n', '\r']);
+        if secret.len() < 16 {
+            self.problem(
+                entry,
+                field,
+                format!("the secret from {r} is shorter than 16 characters; use a long random one"),
+            );
+            return None;
+        }
+        Some(Secret::Known(SecretDigest::of(secret.as_bytes())))
     }
 }

@@ -22,7 +22,8 @@ use crate::esdk::{
     self, AlgorithmSuite, DecryptPolicy, EncryptionContext, Header, KeyIndex, Keyring, Recipient,
 };
 pub use crate::keys::cert::CertificateInfo;
-use crate::keys::remote::{FetchedRecipient, RemoteRecipient, RemoteSource};
+use crate::keys::remote::{FetchedRecipient, KeyAccessError, RemoteRecipient, RemoteSource};
+use crate::keys::secret::{Secret, SecretDigest};
 use crate::telemetry::KeyExpiry;
 pub use build::{
     load, load_str, parse_file, LoadError, LoadOptions, Loaded, DEFAULT_CONSUMER_SUITE,
@@ -380,12 +381,32 @@ pub struct Callers {
     pub entries: Vec<CallerRule>,
 }
 
+/// One registered caller: how it is recognised, and what it may target.
 #[derive(Debug, Clone)]
 pub struct CallerRule {
     pub name: String,
     pub identities: Vec<String>,
+    pub tokens: Vec<Secret>,
+    pub basic: Vec<BasicCredential>,
     pub routes: Vec<String>,
     pub consumers: Vec<String>,
+}
+
+/// A username and the digest of its password.
+#[derive(Debug, Clone)]
+pub struct BasicCredential {
+    pub username: String,
+    pub password: Secret,
+}
+
+impl CallerRule {
+    pub fn may_use_route(&self, route: &str) -> bool {
+        self.routes.iter().any(|x| x == "*" || x == route)
+    }
+
+    pub fn may_target_consumer(&self, consumer: &str) -> bool {
+        self.consumers.iter().any(|x| x == "*" || x == consumer)
+    }
 }
 
 impl Callers {
@@ -393,25 +414,65 @@ impl Callers {
         !self.entries.is_empty()
     }
 
-    fn rules_for<'a>(&'a self, identity: &'a str) -> impl Iterator<Item = &'a CallerRule> + 'a {
+    /// The callers a client certificate identity is registered for.
+    pub fn by_identity(&self, identity: &str) -> Vec<&CallerRule> {
         self.entries
             .iter()
-            .filter(move |r| r.identities.iter().any(|i| i == identity))
+            .filter(|r| r.identities.iter().any(|i| i == identity))
+            .collect()
     }
 
-    /// Whether `identity` is a known caller at all.
-    pub fn knows(&self, identity: &str) -> bool {
-        self.rules_for(identity).next().is_some()
+    pub fn by_name(&self, name: &str) -> Option<&CallerRule> {
+        self.entries.iter().find(|r| r.name == name)
     }
 
-    pub fn may_use_route(&self, identity: &str, route: &str) -> bool {
-        self.rules_for(identity)
-            .any(|r| r.routes.iter().any(|x| x == "*" || x == route))
+    /// The caller whose token this is. Every configured token is compared
+    /// (in constant time), whichever matches; a token whose secret cannot be
+    /// fetched right now is skipped and its error returned if nothing matched.
+    pub async fn by_token(
+        &self,
+        token: &SecretDigest,
+    ) -> Result<Option<&CallerRule>, KeyAccessError> {
+        let mut found = None;
+        let mut failed = None;
+        for rule in &self.entries {
+            for secret in &rule.tokens {
+                match secret.matches(token).await {
+                    Ok(true) if found.is_none() => found = Some(rule),
+                    Ok(_) => {}
+                    Err(e) => failed = Some(e),
+                }
+            }
+        }
+        match (found, failed) {
+            (Some(rule), _) => Ok(Some(rule)),
+            (None, Some(e)) => Err(e),
+            (None, None) => Ok(None),
+        }
     }
 
-    pub fn may_target_consumer(&self, identity: &str, consumer: &str) -> bool {
-        self.rules_for(identity)
-            .any(|r| r.consumers.iter().any(|x| x == "*" || x == consumer))
+    /// The caller with these Basic credentials (the password compared in constant time).
+    pub async fn by_basic(
+        &self,
+        username: &str,
+        password: &SecretDigest,
+    ) -> Result<Option<&CallerRule>, KeyAccessError> {
+        let mut found = None;
+        let mut failed = None;
+        for rule in &self.entries {
+            for cred in rule.basic.iter().filter(|c| c.username == username) {
+                match cred.password.matches(password).await {
+                    Ok(true) if found.is_none() => found = Some(rule),
+                    Ok(_) => {}
+                    Err(e) => failed = Some(e),
+                }
+            }
+        }
+        match (found, failed) {
+            (Some(rule), _) => Ok(Some(rule)),
+            (None, Some(e)) => Err(e),
+            (None, None) => Ok(None),
+        }
     }
 }
 

@@ -57,8 +57,12 @@ pub struct ServerSpec {
     pub tls: Option<TlsSpec>,
     /// Largest gRPC request accepted, in bytes (checked before decoding).
     pub max_request_bytes: usize,
-    /// Requests processed at once; beyond it calls are shed with RESOURCE_EXHAUSTED.
+    /// Requests processed at once, over every door; beyond it calls are shed
+    /// with RESOURCE_EXHAUSTED.
     pub max_concurrent_requests: usize,
+    /// Accept bearer tokens and Basic credentials over plaintext connections.
+    /// For development only: on a network they would travel in clear.
+    pub allow_plaintext_credentials: bool,
     /// Worker threads: they run the crypto, the work of every request (read at
     /// start; default: one per core the process may use).
     pub worker_threads: Option<usize>,
@@ -109,6 +113,7 @@ impl Default for ServerSpec {
             tls: None,
             max_request_bytes: 4 * 1024 * 1024,
             max_concurrent_requests: 256,
+            allow_plaintext_credentials: false,
             io_threads: None,
             io_scheduling: IoScheduling::Batch,
             worker_threads: None,
@@ -464,18 +469,93 @@ impl ContextField {
     }
 }
 
-/// An authorized caller.
+/// An authorized caller, known by its client certificate (mTLS), a bearer
+/// token, or HTTP Basic credentials: at least one of them.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CallerSpec {
     /// Identities (SPIFFE/URI SAN, DNS SAN, or subject CN) this entry covers.
+    #[serde(default)]
     pub identities: Vec<String>,
+    /// Bearer tokens (`Authorization: Bearer ...`), each by reference
+    /// (`env:`, `file:`, `ssm:`); several at once while one is rotated.
+    #[serde(default)]
+    pub tokens: Vec<SecretRef>,
+    /// HTTP Basic credentials; several at once while one is rotated.
+    #[serde(default)]
+    pub basic: Vec<BasicSpec>,
     /// Routes the caller may use (`*` for any).
     #[serde(default)]
     pub routes: Vec<String>,
     /// Consumers the caller may target directly (`*` for any).
     #[serde(default)]
     pub consumers: Vec<String>,
+}
+
+/// A username and a password by reference.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BasicSpec {
+    pub username: String,
+    pub password: SecretRef,
+}
+
+/// Where a caller secret comes from. Never inline: a secret in the
+/// configuration file would be stored (and shown) in clear.
+#[derive(Clone, PartialEq, Eq)]
+pub enum SecretRef {
+    /// `env:VAR`.
+    Env(String),
+    /// `file:PATH`, relative to the config file's folder (one line; a trailing newline is ignored).
+    File(PathBuf),
+    /// `ssm:/parameter/name` (SecureString, decrypted on read).
+    Ssm(String),
+}
+
+impl SecretRef {
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let t = text.trim();
+        if let Some(v) = t.strip_prefix("env:") {
+            return Ok(SecretRef::Env(v.to_owned()));
+        }
+        if let Some(p) = t.strip_prefix("file:") {
+            return Ok(SecretRef::File(PathBuf::from(p)));
+        }
+        if let Some(p) = t.strip_prefix("ssm:") {
+            if !p.starts_with('/') && !p.starts_with("arn:") {
+                return Err("ssm: parameter names must start with `/` (or be an ARN)".into());
+            }
+            return Ok(SecretRef::Ssm(p.to_owned()));
+        }
+        Err(
+            "give the secret by reference: `env:VAR`, `file:PATH` or `ssm:/NAME` (never inline)"
+                .into(),
+        )
+    }
+}
+
+impl fmt::Debug for SecretRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+impl fmt::Display for SecretRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SecretRef::Env(v) => write!(f, "env:{v}"),
+            SecretRef::File(p) => write!(f, "file:{}", p.display()),
+            SecretRef::Ssm(p) => write!(f, "ssm:{p}"),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for SecretRef {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        // The text may be a secret pasted by mistake: it is not repeated in the error.
+        let text = Zeroizing::new(String::deserialize(d)?);
+        SecretRef::parse(&text).map_err(serde::de::Error::custom)
+    }
 }
 
 /// Where key material comes from. Inline material never appears in logs or errors.

@@ -76,12 +76,23 @@ pub struct RegistryHandle {
     metrics: Arc<Metrics>,
     /// Digest of the content last attempted (applied or rejected).
     last_attempt: Mutex<Option<String>>,
+    /// Files the current registry read (key material, secrets), watched with the config.
+    watched: Mutex<Vec<PathBuf>>,
     /// Serializes reloads.
     reloading: tokio::sync::Mutex<()>,
 }
 
-fn digest(text: &str) -> String {
-    hex::encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, text.as_bytes()).as_ref())
+/// The digest of the configuration text and of every file the last loaded
+/// registry read (a missing file counts as empty).
+fn inputs_digest(text: &str, watched: &[PathBuf]) -> String {
+    let mut ctx = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
+    ctx.update(text.as_bytes());
+    for path in watched {
+        let bytes = std::fs::read(path).unwrap_or_default();
+        ctx.update(&(bytes.len() as u64).to_be_bytes());
+        ctx.update(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &bytes).as_ref());
+    }
+    hex::encode(ctx.finish().as_ref())
 }
 
 impl RegistryHandle {
@@ -98,6 +109,7 @@ impl RegistryHandle {
             clock,
             metrics,
             last_attempt: Mutex::new(None),
+            watched: Mutex::new(Vec::new()),
             reloading: tokio::sync::Mutex::new(()),
         }
     }
@@ -126,7 +138,12 @@ impl RegistryHandle {
             Ok(t) => t,
             Err(e) => return self.reject(None, vec![e]),
         };
-        let d = digest(&text);
+        let watched = self
+            .watched
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let d = inputs_digest(&text, &watched);
         if !force
             && self
                 .last_attempt
@@ -137,6 +154,7 @@ impl RegistryHandle {
         {
             return ReloadOutcome::Unchanged;
         }
+        let loaded_text = text.clone();
         let loaded = {
             let options = self.options.clone();
             let origin = origin.clone();
@@ -176,6 +194,10 @@ impl RegistryHandle {
         }
         let registry = loaded.registry;
         let digest = registry.digest.clone();
+        // The files it read (key material, caller secrets) count as its content
+        // from now on: a rotated Secret file is a change like an edit of the config.
+        *self.watched.lock().unwrap_or_else(|e| e.into_inner()) = loaded.watched_files.clone();
+        let d = inputs_digest(&loaded_text, &loaded.watched_files);
         tracing::info!(
             origin = %registry.origin,
             digest = %digest,

@@ -204,7 +204,7 @@ async fn health_is_serving_once_loaded_and_metrics_are_exposed() {
     let body = http_get(running.admin_addr, "/metrics").await;
     assert!(
         body.contains(
-            "reseal_requests_total{method=\"Reencrypt\",route=\"card-capture\",outcome=\"OK\"} 1"
+            "reseal_requests_total{door=\"grpc\",method=\"Reencrypt\",route=\"card-capture\",outcome=\"OK\"} 1"
         ),
         "{body}"
     );

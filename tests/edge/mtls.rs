@@ -294,7 +294,9 @@ fn identity_prefers_uri_then_dns_then_cn() {
     let ca = Ca::new("ca");
     let id = |sans| {
         let (pem, _) = ca.leaf("common-name", sans);
-        reseal::grpc::tls::identity_of(&CertificateDer::from_pem_slice(pem.as_bytes()).unwrap())
+        reseal::transport::tls::identity_of(
+            &CertificateDer::from_pem_slice(pem.as_bytes()).unwrap(),
+        )
     };
     assert_eq!(
         id(vec![dns("a.example"), uri("spiffe://x/y")]).as_deref(),

@@ -29,6 +29,7 @@ pub use self::options::{
 };
 use self::retry::AwsCaller;
 use crate::keys::remote::{FetchedRecipient, RemoteRecipient, RemoteSource};
+use crate::keys::secret::{FetchedSecret, SecretDigest};
 use crate::keys::{RawRsaKeyring, RsaPadding};
 use crate::telemetry::Metrics;
 
@@ -44,6 +45,8 @@ pub struct AwsShared {
     pub(crate) private_keys: Arc<KeyMaterialCache<RawRsaKeyring>>,
     pub(crate) public_keys: Arc<KeyMaterialCache<RawRsaKeyring>>,
     pub(crate) data_keys: Arc<DataKeyCache>,
+    /// Digests of caller secrets held in SSM.
+    pub(crate) secrets: Arc<KeyMaterialCache<SecretDigest>>,
     /// SSM parameters known not to exist (negative cache).
     pub(crate) absent: moka::sync::Cache<String, ()>,
     pub(crate) discovery_bucket: TokenBucket,
@@ -120,6 +123,7 @@ impl AwsKeys {
                 metrics.clone(),
             ),
             data_keys: Arc::new(DataKeyCache::new(&options.data_key_cache, metrics.clone())),
+            secrets: KeyMaterialCache::new("ssm_secrets", &options.key_cache, metrics.clone()),
             absent: moka::sync::Cache::builder()
                 .max_capacity(10_000)
                 .time_to_live(options.discovery.negative_ttl)
@@ -209,6 +213,11 @@ impl AwsKeys {
             account_ids,
             region,
         ))
+    }
+
+    /// A caller credential's secret in an SSM SecureString.
+    pub fn ssm_secret(&self, param: &str) -> Arc<dyn FetchedSecret> {
+        Arc::new(ssm::SsmSecret::new(self.shared.clone(), param))
     }
 
     /// A consumer's KMS key (ARN, alias ARN or key id).

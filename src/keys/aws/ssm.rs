@@ -8,6 +8,7 @@ use super::retry::AwsFailure;
 use super::AwsShared;
 use crate::esdk::{EncryptedDataKey, Identity, KeyringContext, Recipient};
 use crate::keys::remote::{BoxFuture, FetchedRecipient, KeyAccessError, RemoteSource, Unwrapped};
+use crate::keys::secret::{FetchedSecret, SecretDigest};
 use crate::keys::{RawRsaKeyring, RsaPadding};
 
 fn ssm_error(param: &str, f: AwsFailure) -> KeyAccessError {
@@ -34,6 +35,72 @@ fn ssm_error(param: &str, f: AwsFailure) -> KeyAccessError {
     }
 }
 
+/// A caller credential's secret in an SSM SecureString, kept as its digest
+/// behind the key-material cache (refreshed like keys, served stale while SSM
+/// is unreachable).
+pub struct SsmSecret {
+    aws: Arc<AwsShared>,
+    param: String,
+}
+
+impl SsmSecret {
+    pub fn new(aws: Arc<AwsShared>, param: &str) -> Self {
+        SsmSecret {
+            aws,
+            param: param.into(),
+        }
+    }
+}
+
+impl FetchedSecret for SsmSecret {
+    fn label(&self) -> String {
+        format!("ssm:{}", self.param)
+    }
+
+    fn fetch(&self) -> BoxFuture<'_, Result<Arc<SecretDigest>, KeyAccessError>> {
+        Box::pin(async move {
+            let (aws, param) = (self.aws.clone(), self.param.clone());
+            self.aws
+                .secrets
+                .get(&self.param, move || {
+                    let (aws, param) = (aws.clone(), param.clone());
+                    async move {
+                        let value = parameter(&aws, &param).await?;
+                        Ok(SecretDigest::of(
+                            value.trim_end_matches(['\n', '\r']).as_bytes(),
+                        ))
+                    }
+                })
+                .await
+        })
+    }
+}
+
+/// A parameter's value, decrypted.
+async fn parameter(
+    aws: &AwsShared,
+    param: &str,
+) -> Result<zeroize::Zeroizing<String>, KeyAccessError> {
+    let client = aws.ssm().await;
+    let out = aws
+        .ssm_caller
+        .call("GetParameter", || {
+            client
+                .get_parameter()
+                .name(param)
+                .with_decryption(true)
+                .send()
+        })
+        .await
+        .map_err(|f| ssm_error(param, f))?;
+    Ok(zeroize::Zeroizing::new(
+        out.parameter()
+            .and_then(|p| p.value())
+            .ok_or_else(|| KeyAccessError::NotFound(format!("ssm:{param} has no value")))?
+            .to_owned(),
+    ))
+}
+
 /// Fetches a parameter (decrypted) and parses it as an RSA key.
 async fn fetch(
     aws: Arc<AwsShared>,
@@ -43,24 +110,7 @@ async fn fetch(
     padding: RsaPadding,
     private: bool,
 ) -> Result<RawRsaKeyring, KeyAccessError> {
-    let client = aws.ssm().await;
-    let out = aws
-        .ssm_caller
-        .call("GetParameter", || {
-            client
-                .get_parameter()
-                .name(&param)
-                .with_decryption(true)
-                .send()
-        })
-        .await
-        .map_err(|f| ssm_error(&param, f))?;
-    let value = zeroize::Zeroizing::new(
-        out.parameter()
-            .and_then(|p| p.value())
-            .ok_or_else(|| KeyAccessError::NotFound(format!("ssm:{param} has no value")))?
-            .to_owned(),
-    );
+    let value = parameter(&aws, &param).await?;
     // Parsing validates the RSA key (milliseconds of CPU). It happens once per
     // fetch, and fetches are cached for `key_cache.refresh_after`, so it runs
     // on the runtime's blocking pool; unwrapping with the key runs on the

@@ -1,35 +1,23 @@
-//! TLS and mutual TLS for the gRPC listener (rustls on aws-lc-rs).
-//!
-//! The server certificate, key and client CA are read from files and the whole
-//! rustls configuration is rebuilt when any of them changes, so a rotated
-//! certificate (cert-manager, a Kubernetes Secret update) is picked up without
-//! a restart. Each accepted connection uses the configuration current at that
-//! moment. The caller's identity is taken from the verified client certificate:
-//! the first URI SAN (e.g. a SPIFFE id), else the first DNS SAN, else the
-//! subject CN.
+//! Accepted connections: plaintext or TLS, each carrying what a door learns
+//! about it ([`ConnInfo`]: the peer address and the identity of a verified
+//! client certificate). TLS handshakes run in tasks of their own with a
+//! deadline, so a slow client cannot stall the accept loop.
 
 use std::io;
 use std::net::SocketAddr;
-use std::path::Path;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use arc_swap::ArcSwap;
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use rustls::server::WebPkiClientVerifier;
-use rustls::{RootCertStore, ServerConfig};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
 use tokio_rustls::server::TlsStream;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::server::Connected;
-use x509_parser::prelude::{FromDer, GeneralName, X509Certificate};
 
 use super::gather::Gather;
+use super::tls::{identity_of, ReloadingConfig, TlsError, TlsPolicy};
 use crate::registry::model::TlsSpec;
 
 /// What the service learns about a connection.
@@ -38,6 +26,8 @@ pub struct ConnInfo {
     pub remote: Option<SocketAddr>,
     /// Identity from a verified client certificate (mTLS only).
     pub identity: Option<String>,
+    /// The connection is TLS.
+    pub tls: bool,
 }
 
 /// A plaintext or TLS connection carrying its [`ConnInfo`].
@@ -187,145 +177,24 @@ impl AsyncWrite for Conn {
     }
 }
 
-/// TLS material could not be loaded.
-#[derive(Debug, thiserror::Error)]
-#[error("TLS: {0}")]
-pub struct TlsError(String);
-
-fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
-    let certs: Result<Vec<_>, _> = CertificateDer::pem_file_iter(path)
-        .map_err(|e| TlsError(format!("{}: {e}", path.display())))?
-        .collect();
-    let certs = certs.map_err(|e| TlsError(format!("{}: {e}", path.display())))?;
-    if certs.is_empty() {
-        return Err(TlsError(format!(
-            "{}: no certificate found",
-            path.display()
-        )));
-    }
-    Ok(certs)
-}
-
-/// Builds the rustls configuration from the files named in `spec`.
-pub fn server_config(spec: &TlsSpec) -> Result<ServerConfig, TlsError> {
-    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-    let certs = read_certs(&spec.cert_file)?;
-    let key = PrivateKeyDer::from_pem_file(&spec.key_file)
-        .map_err(|e| TlsError(format!("{}: {e}", spec.key_file.display())))?;
-    let builder = ServerConfig::builder();
-    let builder = match &spec.client_ca_file {
-        Some(ca) => {
-            let mut roots = RootCertStore::empty();
-            for c in read_certs(ca)? {
-                roots
-                    .add(c)
-                    .map_err(|e| TlsError(format!("{}: {e}", ca.display())))?;
-            }
-            let verifier = WebPkiClientVerifier::builder(Arc::new(roots))
-                .build()
-                .map_err(|e| TlsError(format!("client verifier: {e}")))?;
-            builder.with_client_cert_verifier(verifier)
-        }
-        None => builder.with_no_client_auth(),
-    };
-    let mut config = builder
-        .with_single_cert(certs, key)
-        .map_err(|e| TlsError(format!("certificate and key do not match: {e}")))?;
-    config.alpn_protocols = vec![b"h2".to_vec()];
-    Ok(config)
-}
-
-/// Caller identity from a client certificate: URI SAN, else DNS SAN, else CN.
-pub fn identity_of(cert: &CertificateDer<'_>) -> Option<String> {
-    let (_, cert) = X509Certificate::from_der(cert.as_ref()).ok()?;
-    if let Ok(Some(san)) = cert.subject_alternative_name() {
-        let names = &san.value.general_names;
-        if let Some(uri) = names.iter().find_map(|n| match n {
-            GeneralName::URI(u) => Some(u.to_string()),
-            _ => None,
-        }) {
-            return Some(uri);
-        }
-        if let Some(dns) = names.iter().find_map(|n| match n {
-            GeneralName::DNSName(d) => Some(d.to_string()),
-            _ => None,
-        }) {
-            return Some(dns);
-        }
-    }
-    let cn = cert
-        .subject()
-        .iter_common_name()
-        .next()
-        .and_then(|cn| cn.as_str().ok())
-        .map(str::to_owned);
-    cn
-}
-
-fn digest_files(spec: &TlsSpec) -> Vec<u8> {
-    let mut all = Vec::new();
-    for p in [
-        Some(&spec.cert_file),
-        Some(&spec.key_file),
-        spec.client_ca_file.as_ref(),
-    ]
-    .into_iter()
-    .flatten()
-    {
-        if let Ok(bytes) = std::fs::read(p) {
-            all.extend_from_slice(
-                aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &bytes).as_ref(),
-            );
-        }
-    }
-    all
-}
-
 /// Accepts TCP connections and yields plaintext or TLS [`Conn`]s. TLS
 /// handshakes run in their own tasks with a timeout, so a slow client cannot
 /// stall the accept loop.
 pub fn incoming(
     listener: TcpListener,
-    tls: Option<TlsSpec>,
+    tls: Option<(TlsSpec, TlsPolicy)>,
     reload_interval: Duration,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<ReceiverStream<io::Result<Conn>>, TlsError> {
-    let config = match &tls {
-        Some(spec) => Some(Arc::new(ArcSwap::from_pointee(server_config(spec)?))),
+    let config = match tls {
+        Some((spec, policy)) => Some(ReloadingConfig::start(
+            spec,
+            policy,
+            reload_interval,
+            shutdown.clone(),
+        )?),
         None => None,
     };
-    if let (Some(spec), Some(config)) = (tls.clone(), config.clone()) {
-        // Reload on change of any of the files.
-        let mut shutdown = shutdown.clone();
-        tokio::spawn(async move {
-            let mut last = digest_files(&spec);
-            let every = if reload_interval.is_zero() {
-                Duration::from_secs(5)
-            } else {
-                reload_interval
-            };
-            let mut tick = tokio::time::interval(every);
-            loop {
-                tokio::select! {
-                    _ = shutdown.changed() => break,
-                    _ = tick.tick() => {}
-                }
-                let now = digest_files(&spec);
-                if now != last {
-                    match server_config(&spec) {
-                        Ok(c) => {
-                            config.store(Arc::new(c));
-                            tracing::info!(cert = %spec.cert_file.display(), "TLS material reloaded");
-                            last = now;
-                        }
-                        Err(e) => {
-                            tracing::error!(error = %e, "TLS material changed but is not usable; keeping the previous one")
-                        }
-                    }
-                }
-            }
-        });
-    }
     let (tx, rx) = mpsc::channel(128);
     tokio::spawn(async move {
         loop {
@@ -347,13 +216,14 @@ pub fn incoming(
                     let info = ConnInfo {
                         remote: Some(remote),
                         identity: None,
+                        tls: false,
                     };
                     if tx.send(Ok(Conn::plain(stream, info))).await.is_err() {
                         break;
                     }
                 }
                 Some(config) => {
-                    let acceptor = tokio_rustls::TlsAcceptor::from(config.load_full());
+                    let acceptor = tokio_rustls::TlsAcceptor::from(config.current());
                     let tx = tx.clone();
                     tokio::spawn(async move {
                         match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream))
@@ -369,6 +239,7 @@ pub fn incoming(
                                 let info = ConnInfo {
                                     remote: Some(remote),
                                     identity,
+                                    tls: true,
                                 };
                                 let _ = tx.send(Ok(Conn::tls(tls, info))).await;
                             }

@@ -1,5 +1,6 @@
-//! The process edge: gRPC (with TLS/mTLS), a plaintext gRPC health port for
-//! probes, and an HTTP admin port for `/metrics`, `/healthz` and `/readyz`.
+//! The process's listeners, wired together: the gRPC door (with TLS/mTLS), a
+//! plaintext gRPC health port for probes, and an HTTP admin port for
+//! `/metrics`, `/healthz` and `/readyz`. Readiness is one flag for all of them.
 //!
 //! Shutdown (SIGTERM or the `shutdown` signal): health flips to NOT_SERVING,
 //! listeners stop accepting, in-flight requests drain for up to the grace
@@ -18,12 +19,12 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tonic::transport::Server;
 
-use super::proto::reencrypt_service_server::ReencryptServiceServer;
-use super::proto::FILE_DESCRIPTOR_SET;
-use super::service::Service;
-use super::tls;
 use crate::broker::Broker;
+use crate::grpc::proto::reencrypt_service_server::ReencryptServiceServer;
+use crate::grpc::proto::FILE_DESCRIPTOR_SET;
+use crate::grpc::service::Service;
 use crate::registry::model::ServerSpec;
+use crate::transport::{self, TlsPolicy};
 
 /// The three bound listeners.
 pub struct Listeners {
@@ -53,7 +54,7 @@ impl Listeners {
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
     #[error(transparent)]
-    Tls(#[from] tls::TlsError),
+    Tls(#[from] transport::TlsError),
     #[error("gRPC server: {0}")]
     Transport(#[from] tonic::transport::Error),
     #[error("reflection: {0}")]
@@ -120,14 +121,13 @@ pub async fn serve(
         .build_v1alpha()
         .map_err(|e| ServeError::Reflection(e.to_string()))?;
 
-    let service =
-        ReencryptServiceServer::new(Service::new(broker.clone(), spec.max_concurrent_requests))
-            .max_decoding_message_size(spec.max_request_bytes)
-            .max_encoding_message_size(usize::MAX);
+    let service = ReencryptServiceServer::new(Service::new(broker.clone()))
+        .max_decoding_message_size(spec.max_request_bytes)
+        .max_encoding_message_size(usize::MAX);
 
-    let incoming = tls::incoming(
+    let incoming = transport::incoming(
         listeners.grpc,
-        spec.tls.clone(),
+        spec.tls.clone().map(|t| (t, TlsPolicy::grpc())),
         spec.reload_interval,
         shutdown.clone(),
     )?;
@@ -137,7 +137,7 @@ pub async fn serve(
     };
 
     let grpc = Server::builder()
-        .layer(super::limit::RequestSizeLimitLayer {
+        .layer(crate::grpc::limit::RequestSizeLimitLayer {
             max_bytes: spec.max_request_bytes,
         })
         .timeout(spec.request_timeout)
