@@ -91,10 +91,22 @@ mod tests {
     fn every_input_changes_the_key() {
         let base = concat_kdf(&Z, b"ECDH-ES+A256KW", b"", b"", 32).unwrap();
         assert_eq!(base.len(), 32);
-        assert_ne!(base, concat_kdf(&Z, b"ECDH-ES+A128KW", b"", b"", 32).unwrap());
-        assert_ne!(base, concat_kdf(&Z, b"ECDH-ES+A256KW", b"a", b"", 32).unwrap());
-        assert_ne!(base, concat_kdf(&Z, b"ECDH-ES+A256KW", b"", b"a", 32).unwrap());
-        assert_ne!(base, concat_kdf(&Z[1..], b"ECDH-ES+A256KW", b"", b"", 32).unwrap());
+        assert_ne!(
+            base,
+            concat_kdf(&Z, b"ECDH-ES+A128KW", b"", b"", 32).unwrap()
+        );
+        assert_ne!(
+            base,
+            concat_kdf(&Z, b"ECDH-ES+A256KW", b"a", b"", 32).unwrap()
+        );
+        assert_ne!(
+            base,
+            concat_kdf(&Z, b"ECDH-ES+A256KW", b"", b"a", 32).unwrap()
+        );
+        assert_ne!(
+            base,
+            concat_kdf(&Z[1..], b"ECDH-ES+A256KW", b"", b"", 32).unwrap()
+        );
         // Moving a byte between PartyUInfo and PartyVInfo changes the key too:
         // the length prefixes keep the fields apart.
         assert_ne!(

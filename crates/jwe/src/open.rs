@@ -201,3 +201,18 @@ fn decrypt(cek: &[u8; CEK_LEN], jwe: &Jwe, aad: &[u8]) -> Option<Zeroizing<Vec<u
 pub fn open_bytes(bytes: &[u8], key: &DecryptionKey) -> Result<Opened, OpenError> {
     open(&parse(bytes)?, key)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::seal::tests::{KEK, KEY_DATA, WRAPPED};
+
+    #[test]
+    fn rfc3394_4_6_unwrap() {
+        assert_eq!(unwrap_aes(&KEK, &WRAPPED).unwrap().as_slice(), KEY_DATA);
+        let mut bad = WRAPPED;
+        bad[0] ^= 1;
+        assert!(unwrap_aes(&KEK, &bad).is_none());
+        assert!(unwrap_aes(&KEK, &WRAPPED[..32]).is_none());
+    }
+}

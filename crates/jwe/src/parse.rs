@@ -259,25 +259,24 @@ fn parse_json(bytes: &[u8], limits: &Limits) -> Result<Jwe, FormatError> {
             }),
         }
     };
-    let object = |value: Option<&Value>,
-                  part: &'static str|
-     -> Result<Map<String, Value>, FormatError> {
-        match value {
-            None => Ok(Map::new()),
-            Some(Value::Object(m)) => {
-                let len = serde_json::to_string(m).map_or(usize::MAX, |s| s.len());
-                if len > limits.max_header_bytes {
-                    return Err(FormatError::HeaderTooLarge {
-                        part,
-                        len,
-                        limit: limits.max_header_bytes,
-                    });
+    let object =
+        |value: Option<&Value>, part: &'static str| -> Result<Map<String, Value>, FormatError> {
+            match value {
+                None => Ok(Map::new()),
+                Some(Value::Object(m)) => {
+                    let len = serde_json::to_string(m).map_or(usize::MAX, |s| s.len());
+                    if len > limits.max_header_bytes {
+                        return Err(FormatError::HeaderTooLarge {
+                            part,
+                            len,
+                            limit: limits.max_header_bytes,
+                        });
+                    }
+                    Ok(m.clone())
                 }
-                Ok(m.clone())
+                Some(_) => Err(FormatError::Json { part }),
             }
-            Some(_) => Err(FormatError::Json { part }),
-        }
-    };
+        };
 
     let protected_b64 = string("protected")?.unwrap_or_default();
     let protected = if protected_b64.is_empty() {
@@ -446,11 +445,8 @@ fn recipient(
     }
     let alg = match string("alg")? {
         None => return Err(FormatError::MissingHeader { name: "alg" }),
-        Some(name) => {
-            Algorithm::from_name(name).ok_or_else(|| FormatError::UnsupportedAlgorithm {
-                alg: shorten(name),
-            })?
-        }
+        Some(name) => Algorithm::from_name(name)
+            .ok_or_else(|| FormatError::UnsupportedAlgorithm { alg: shorten(name) })?,
     };
     let kid = string("kid")?.map(str::to_owned);
     let x5t_s256 = string("x5t#S256")?.map(str::to_owned);
@@ -501,9 +497,8 @@ fn ephemeral(epk: &Value) -> Result<Ephemeral, FormatError> {
         return Err(INVALID);
     }
     let crv = member("crv")?;
-    let curve = Curve::from_name(crv).ok_or_else(|| FormatError::UnsupportedCurve {
-        crv: shorten(crv),
-    })?;
+    let curve =
+        Curve::from_name(crv).ok_or_else(|| FormatError::UnsupportedCurve { crv: shorten(crv) })?;
     let x = b64::decode(member("x")?, "epk x").map_err(|_| INVALID)?;
     let y = b64::decode(member("y")?, "epk y").map_err(|_| INVALID)?;
     let n = curve.coordinate_len();
@@ -524,7 +519,9 @@ fn strict_object(json: &[u8], part: &'static str) -> Result<Map<String, Value>, 
     match serde_json::from_slice::<Strict>(json) {
         Ok(Strict(Value::Object(map))) => Ok(map),
         Ok(_) => Err(FormatError::Json { part }),
-        Err(e) if e.to_string().starts_with(DUPLICATE) => Err(FormatError::DuplicateMember { part }),
+        Err(e) if e.to_string().starts_with(DUPLICATE) => {
+            Err(FormatError::DuplicateMember { part })
+        }
         Err(_) => Err(FormatError::Json { part }),
     }
 }
@@ -561,7 +558,9 @@ impl<'de> Visitor<'de> for StrictVisitor {
     }
 
     fn visit_f64<E>(self, v: f64) -> Result<Strict, E> {
-        Ok(Strict(Number::from_f64(v).map_or(Value::Null, Value::Number)))
+        Ok(Strict(
+            Number::from_f64(v).map_or(Value::Null, Value::Number),
+        ))
     }
 
     fn visit_str<E>(self, v: &str) -> Result<Strict, E> {
