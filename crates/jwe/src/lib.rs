@@ -34,7 +34,10 @@
 //! # Header layout
 //!
 //! Members are written in a fixed order (below), absent ones skipped, so the
-//! same inputs always give the same header shape.
+//! same inputs always give the same header shape. Headers are compact ASCII
+//! JSON (non-ASCII escaped as `\uXXXX`), byte-identical to Python's
+//! `json.dumps(ensure_ascii=True, separators=(",", ":"))` of the parsed
+//! header, which some libraries (joserfc) re-encode to compute the AAD.
 //!
 //! **Compact** (exactly one recipient; everything protected): `alg`, `enc`,
 //! `kid`, `x5t#S256` (when set), `epk` (ECDH-ES only, `{kty, crv, x, y}`),

@@ -181,10 +181,49 @@ fn recipient_header(r: &Recipient, epk: Option<Epk>) -> Header<'_> {
     }
 }
 
+/// serde_json's compact output with every non-ASCII character escaped as
+/// `\uXXXX` (UTF-16, lowercase hex, as Python's `json.dumps` writes it).
+///
+/// Headers are therefore ASCII and byte-identical to
+/// `json.dumps(header, ensure_ascii=True, separators=(",", ":"))` of their
+/// parsed form. That matters for joserfc, which computes the AAD of a JSON
+/// JWE from its own re-encoding of the protected header instead of the
+/// received text (RFC 7516 §5.2 step 14 says the received text): with raw
+/// UTF-8 in `reseal_context` it could not open our JSON envelopes.
+struct AsciiFormatter;
+
+impl serde_json::ser::Formatter for AsciiFormatter {
+    fn write_string_fragment<W: ?Sized + std::io::Write>(
+        &mut self,
+        writer: &mut W,
+        fragment: &str,
+    ) -> std::io::Result<()> {
+        if fragment.is_ascii() {
+            return writer.write_all(fragment.as_bytes());
+        }
+        let mut units = [0u16; 2];
+        for c in fragment.chars() {
+            if c.is_ascii() {
+                writer.write_all(&[c as u8])?;
+            } else {
+                for unit in c.encode_utf16(&mut units) {
+                    write!(writer, "\\u{unit:04x}")?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
 fn to_json<T: Serialize>(value: &T) -> Result<Vec<u8>, SealError> {
-    serde_json::to_vec(value).map_err(|_| SealError::Crypto {
-        step: "JSON encoding",
-    })
+    let mut out = Vec::new();
+    let mut serializer = serde_json::Serializer::with_formatter(&mut out, AsciiFormatter);
+    value
+        .serialize(&mut serializer)
+        .map_err(|_| SealError::Crypto {
+            step: "JSON encoding",
+        })?;
+    Ok(out)
 }
 
 /// Seals `plaintext` for every recipient: a JWE in the compact
@@ -310,6 +349,23 @@ pub(crate) mod tests {
         0x26, 0x3F, 0x57, 0x86, 0xE2, 0xD8, 0x0E, 0xD3, 0x26, 0xCB, 0xC7, 0xF0, 0xE7, 0x1A, 0x99,
         0xF4, 0x3B, 0xFB, 0x98, 0x8B, 0x9B, 0x7A, 0x02, 0xDD, 0x21,
     ];
+
+    #[test]
+    fn headers_are_ascii_with_python_style_escapes() {
+        let map: BTreeMap<String, String> = [
+            ("é".to_owned(), "a\"b\\c\n\u{1}/".to_owned()),
+            ("k".to_owned(), "😀 ü".to_owned()),
+        ]
+        .into();
+        let json = String::from_utf8(to_json(&map).unwrap()).unwrap();
+        // What Python's json.dumps(..., ensure_ascii=True, separators=(",", ":")) writes.
+        assert_eq!(
+            json,
+            r#"{"k":"\ud83d\ude00 \u00fc","\u00e9":"a\"b\\c\n\u0001/"}"#
+        );
+        let back: BTreeMap<String, String> = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, map);
+    }
 
     #[test]
     fn rfc3394_4_6_wrap() {
