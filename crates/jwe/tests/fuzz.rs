@@ -66,7 +66,11 @@ fn seeds_are_valid_and_mutations_are_refused() {
     // The body reaches its assertion: unedited seeds open (the last one, for
     // all four keys), and most single-byte edits of a seed do not.
     for pick in 0..seeds.len() as u8 {
-        let expected = if usize::from(pick) == seeds.len() - 1 { 4 } else { 1 };
+        let expected = if usize::from(pick) == seeds.len() - 1 {
+            4
+        } else {
+            1
+        };
         assert_eq!(fuzz_target_body(&[1, pick]), expected, "seed {pick}");
     }
     let mut opened = 0;
