@@ -29,3 +29,4 @@ pub mod transport;
 pub mod vectors;
 
 pub use reseal_esdk as esdk;
+pub use reseal_jwe as jwe;

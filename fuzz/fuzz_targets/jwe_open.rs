@@ -5,17 +5,6 @@
 //! original plaintext. The body lives in the crate
 //! (`reseal_jwe::fuzzing::fuzz_target_body`) so its property test
 //! (`crates/jwe/tests/fuzz.rs`) runs the same code.
-//!
-//! Needs `reseal-jwe = { path = "../crates/jwe" }` in fuzz/Cargo.toml and:
-//!
-//! ```toml
-//! [[bin]]
-//! name = "jwe_open"
-//! path = "fuzz_targets/jwe_open.rs"
-//! test = false
-//! doc = false
-//! bench = false
-//! ```
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
