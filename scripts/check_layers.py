@@ -8,7 +8,7 @@ The layers of reseal, lowest first (docs/design.md draws them):
     keys                                               keyrings, key material, AWS-backed keys
     registry                                           configuration model, validation, reload
     broker                                             the use case
-    transport                                          connections, TLS, caller certificates
+    transport, wire                                    connections, TLS, caller certificates; shared wire forms
     doors: grpc, http, lambda                          wire forms over the one broker call
     server, vectors                                    the listeners wired together; test vectors
     app, cli                                           composition and commands
@@ -39,6 +39,7 @@ RANK = {
     "http": 6,
     "lambda": 6,
     "transport": 5,
+    "wire": 5,
     "server": 7,
     "app": 8,
     "cli": 9,

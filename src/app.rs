@@ -80,6 +80,8 @@ pub struct Running {
     pub grpc_addr: SocketAddr,
     pub health_addr: SocketAddr,
     pub admin_addr: SocketAddr,
+    /// The HTTP/JSON door, when `server.http_listen` is set.
+    pub http_addr: Option<SocketAddr>,
     pub registry: Arc<RegistryHandle>,
     pub broker: Arc<Broker>,
     shutdown: watch::Sender<bool>,
@@ -112,8 +114,8 @@ fn server_outcome(
 /// Options that tests and the demo override.
 pub struct StartOptions {
     pub clock: Arc<dyn Clock>,
-    /// Replace the configured listen addresses (e.g. `127.0.0.1:0`).
-    pub listen_override: Option<(String, String, String)>,
+    /// Listen on ephemeral loopback ports instead of the configured addresses.
+    pub loopback: bool,
     pub metrics: Arc<Metrics>,
 }
 
@@ -121,11 +123,7 @@ impl StartOptions {
     /// Every listener on an ephemeral loopback port (tests, the demo, benchmarks).
     pub fn loopback() -> Self {
         StartOptions {
-            listen_override: Some((
-                "127.0.0.1:0".into(),
-                "127.0.0.1:0".into(),
-                "127.0.0.1:0".into(),
-            )),
+            loopback: true,
             ..StartOptions::default()
         }
     }
@@ -135,7 +133,7 @@ impl Default for StartOptions {
     fn default() -> Self {
         StartOptions {
             clock: Arc::new(SystemClock),
-            listen_override: None,
+            loopback: false,
             metrics: Arc::new(Metrics::new()),
         }
     }
@@ -198,10 +196,17 @@ pub fn aws_keys(spec: &AwsSpec, metrics: &Arc<Metrics>) -> Option<Arc<AwsKeys>> 
     Some(Arc::new(AwsKeys::new(spec.options(), metrics.clone())))
 }
 
-/// Loads the registry (failing fast on a broken file), binds, and serves.
-pub async fn start(source: ConfigSource, options: StartOptions) -> Result<Running, StartError> {
+/// A broker on a loaded registry, before any listener: what `serve`, the
+/// Lambda runtime and the tests all build the same way.
+pub struct Built {
+    pub broker: Arc<Broker>,
+    pub registry: Arc<RegistryHandle>,
+    pub file: ConfigFile,
+}
+
+/// Loads the registry (failing fast on a broken file) and builds the broker.
+pub async fn build(source: ConfigSource, options: &StartOptions) -> Result<Built, StartError> {
     let (file, _base) = prepare(&source)?;
-    let server: ServerSpec = file.server;
     let metrics = options.metrics.clone();
     let aws = aws_keys(&file.aws, &metrics);
     let load_options = LoadOptions {
@@ -220,31 +225,7 @@ pub async fn start(source: ConfigSource, options: StartOptions) -> Result<Runnin
             return Err(StartError::Config(problems.join("\n")))
         }
     }
-    let (shutdown, shutdown_rx) = watch::channel(false);
-    registry.spawn_watcher(server.reload_interval, shutdown_rx.clone());
-
-    let (grpc, health, admin) = options.listen_override.unwrap_or_else(|| {
-        (
-            server.listen.clone(),
-            server.health_listen.clone(),
-            server.admin_listen.clone(),
-        )
-    });
-    let bind = |what: &'static str, addr: String| async move {
-        tokio::net::TcpListener::bind(&addr)
-            .await
-            .map_err(|source| StartError::Bind { what, addr, source })
-    };
-    let listeners = Listeners {
-        grpc: bind("gRPC", grpc).await?,
-        health: bind("health", health).await?,
-        admin: bind("admin", admin).await?,
-    };
-    let (grpc_addr, health_addr, admin_addr) = listeners.addrs().map_err(|e| StartError::Bind {
-        what: "listener",
-        addr: "?".into(),
-        source: e,
-    })?;
+    let server = &file.server;
     let cpu = CpuPool::new(server.workers());
     let materials = Arc::new(MaterialsCache::new(
         &file.aws.consumer_data_key_cache,
@@ -258,6 +239,61 @@ pub async fn start(source: ConfigSource, options: StartOptions) -> Result<Runnin
                 allow_plaintext_credentials: server.allow_plaintext_credentials,
             }),
     );
+    Ok(Built {
+        broker,
+        registry,
+        file,
+    })
+}
+
+/// Loads the registry (failing fast on a broken file), binds, and serves.
+pub async fn start(source: ConfigSource, options: StartOptions) -> Result<Running, StartError> {
+    let Built {
+        broker,
+        registry,
+        file,
+    } = build(source, &options).await?;
+    let server: ServerSpec = file.server;
+    let (shutdown, shutdown_rx) = watch::channel(false);
+    registry.spawn_watcher(server.reload_interval, shutdown_rx.clone());
+
+    let loopback = "127.0.0.1:0".to_owned();
+    let addr = |configured: &String| {
+        if options.loopback {
+            loopback.clone()
+        } else {
+            configured.clone()
+        }
+    };
+    let bind = |what: &'static str, addr: String| async move {
+        tokio::net::TcpListener::bind(&addr)
+            .await
+            .map_err(|source| StartError::Bind { what, addr, source })
+    };
+    let http = match &server.http_listen {
+        Some(a) if !a.is_empty() => Some(bind("HTTP/JSON", addr(a)).await?),
+        _ => None,
+    };
+    let listeners = Listeners {
+        grpc: bind("gRPC", addr(&server.listen)).await?,
+        health: bind("health", addr(&server.health_listen)).await?,
+        admin: bind("admin", addr(&server.admin_listen)).await?,
+        http,
+    };
+    let local = |l: &tokio::net::TcpListener| {
+        l.local_addr().map_err(|e| StartError::Bind {
+            what: "listener",
+            addr: "?".into(),
+            source: e,
+        })
+    };
+    let grpc_addr = local(&listeners.grpc)?;
+    let health_addr = local(&listeners.health)?;
+    let admin_addr = local(&listeners.admin)?;
+    let http_addr = match &listeners.http {
+        Some(l) => Some(local(l)?),
+        None => None,
+    };
     let task = {
         let broker = broker.clone();
         tokio::spawn(async move { serve(broker, &server, listeners, shutdown_rx).await })
@@ -266,6 +302,7 @@ pub async fn start(source: ConfigSource, options: StartOptions) -> Result<Runnin
         grpc_addr,
         health_addr,
         admin_addr,
+        http_addr,
         registry,
         broker,
         shutdown,

@@ -7,7 +7,9 @@
 //! * [`registry`]: the configuration model, validation, self-test and hot reload.
 //! * [`broker`]: the use case: open once, re-seal for every consumer.
 //! * [`transport`]: connections for every door: TLS/mTLS, caller certificates.
+//! * [`wire`]: the API's shared wire forms (status codes, proto3 JSON).
 //! * [`grpc`]: the gRPC door, mapping domain errors to statuses.
+//! * [`http`]: the HTTP/JSON door, the same service in proto3 JSON.
 //! * [`server`]: the listeners wired together, readiness, admin endpoints.
 //! * [`telemetry`]: logs, audit and metrics.
 //! * [`vectors`]: the ESDK test-vector runner.
@@ -20,6 +22,7 @@ pub mod broker;
 pub mod cli;
 pub mod clock;
 pub mod grpc;
+pub mod http;
 pub mod input;
 pub mod keys;
 pub mod registry;
@@ -27,6 +30,7 @@ pub mod server;
 pub mod telemetry;
 pub mod transport;
 pub mod vectors;
+pub mod wire;
 
 pub use reseal_esdk as esdk;
 pub use reseal_jwe as jwe;

@@ -15,6 +15,9 @@ use crate::keys::remote::KeyAccessError;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Reason {
     NoDataSupplied,
+    /// The request itself is not well formed (not valid JSON or protobuf, an
+    /// unknown field, the wrong content type), before any ciphertext is read.
+    MalformedRequest,
     MaximumDataSizeExceeded,
     TooManyEncryptedDataKeys,
     MalformedCiphertext,
@@ -39,8 +42,9 @@ pub enum Reason {
 }
 
 impl Reason {
-    pub const ALL: [Reason; 22] = [
+    pub const ALL: [Reason; 23] = [
         Reason::NoDataSupplied,
+        Reason::MalformedRequest,
         Reason::MaximumDataSizeExceeded,
         Reason::TooManyEncryptedDataKeys,
         Reason::MalformedCiphertext,
@@ -67,6 +71,7 @@ impl Reason {
     pub fn as_str(self) -> &'static str {
         match self {
             Reason::NoDataSupplied => "NO_DATA_SUPPLIED",
+            Reason::MalformedRequest => "MALFORMED_REQUEST",
             Reason::MaximumDataSizeExceeded => "MAXIMUM_DATA_SIZE_EXCEEDED",
             Reason::TooManyEncryptedDataKeys => "TOO_MANY_ENCRYPTED_DATA_KEYS",
             Reason::MalformedCiphertext => "MALFORMED_CIPHERTEXT",
@@ -254,6 +259,7 @@ mod tests {
         let listed = |r: Reason| -> usize {
             match r {
                 Reason::NoDataSupplied
+                | Reason::MalformedRequest
                 | Reason::MaximumDataSizeExceeded
                 | Reason::TooManyEncryptedDataKeys
                 | Reason::MalformedCiphertext
@@ -277,7 +283,7 @@ mod tests {
                 | Reason::Internal => 1,
             }
         };
-        const VARIANTS: usize = 22;
+        const VARIANTS: usize = 23;
         assert_eq!(
             Reason::ALL.iter().map(|r| listed(*r)).sum::<usize>(),
             VARIANTS

@@ -40,6 +40,7 @@ pub fn run(args: Args) -> CliResult {
             grpc = %running.grpc_addr,
             health = %running.health_addr,
             admin = %running.admin_addr,
+            http = %running.http_addr.map(|a| a.to_string()).unwrap_or_else(|| "off".into()),
             "reseal is serving"
         );
         let shutdown = running.shutdown_sender();

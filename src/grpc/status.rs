@@ -1,4 +1,5 @@
-//! The one mapping from domain errors to gRPC statuses.
+//! Domain errors as gRPC statuses (the reason → code mapping itself is shared
+//! by every door: `wire::code`).
 //!
 //! Every error carries a `google.rpc.ErrorInfo` (domain `reseal.v1`, the
 //! stable reason, the request id); retryable ones also a `google.rpc.RetryInfo`.
@@ -10,34 +11,7 @@ use tonic_types::{ErrorDetails, StatusExt};
 
 use crate::broker::{BrokerError, Reason};
 
-pub const ERROR_DOMAIN: &str = "reseal.v1";
-
-/// The gRPC code for each reason.
-pub fn code(reason: Reason) -> Code {
-    match reason {
-        Reason::NoDataSupplied
-        | Reason::MaximumDataSizeExceeded
-        | Reason::TooManyEncryptedDataKeys
-        | Reason::MalformedCiphertext
-        | Reason::AuthenticationFailed
-        | Reason::SuiteNotAllowed
-        | Reason::EncryptionContextMismatch
-        | Reason::NoTargets
-        | Reason::TooManyConsumers
-        | Reason::BatchTooLarge => Code::InvalidArgument,
-        Reason::SourceKeyNotConfigured | Reason::KeyExpired | Reason::KeyDisabled => {
-            Code::FailedPrecondition
-        }
-        Reason::SourceKeyNotFound | Reason::UnknownConsumer | Reason::UnknownRoute => {
-            Code::NotFound
-        }
-        Reason::Unauthenticated => Code::Unauthenticated,
-        Reason::PermissionDenied => Code::PermissionDenied,
-        Reason::UpstreamUnavailable | Reason::NotReady => Code::Unavailable,
-        Reason::Overloaded => Code::ResourceExhausted,
-        Reason::Internal => Code::Internal,
-    }
-}
+pub use crate::wire::{code, ERROR_DOMAIN};
 
 /// Builds the status for a failed call.
 pub fn to_status(err: &BrokerError, request_id: &str) -> Status {

@@ -53,6 +53,10 @@ pub struct ServerSpec {
     pub health_listen: String,
     /// HTTP listen address for `/metrics`, `/healthz`, `/readyz`.
     pub admin_listen: String,
+    /// The HTTP/JSON door (`POST /v1/reencrypt`, `POST /v1/reencrypt:batch`):
+    /// its own listener, with `tls` when set (client certificates optional
+    /// there: callers without one present a token). Empty turns it off.
+    pub http_listen: Option<String>,
     /// TLS for the gRPC listener; plaintext gRPC when absent.
     pub tls: Option<TlsSpec>,
     /// Largest gRPC request accepted, in bytes (checked before decoding).
@@ -110,6 +114,7 @@ impl Default for ServerSpec {
             listen: "127.0.0.1:50051".into(),
             health_listen: "127.0.0.1:50052".into(),
             admin_listen: "127.0.0.1:9090".into(),
+            http_listen: Some("127.0.0.1:8080".into()),
             tls: None,
             max_request_bytes: 4 * 1024 * 1024,
             max_concurrent_requests: 256,

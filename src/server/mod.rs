@@ -7,7 +7,6 @@
 //! period, then the process exits.
 
 use std::convert::Infallible;
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,6 +14,7 @@ use std::time::Duration;
 use http_body_util::Full;
 use hyper::body::Bytes;
 use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tonic::transport::Server;
@@ -23,32 +23,17 @@ use crate::broker::Broker;
 use crate::grpc::proto::reencrypt_service_server::ReencryptServiceServer;
 use crate::grpc::proto::FILE_DESCRIPTOR_SET;
 use crate::grpc::service::Service;
+use crate::http::HttpDoor;
 use crate::registry::model::ServerSpec;
-use crate::transport::{self, TlsPolicy};
+use crate::transport::{self, Conn, TlsPolicy};
 
-/// The three bound listeners.
+/// The bound listeners.
 pub struct Listeners {
     pub grpc: TcpListener,
     pub health: TcpListener,
     pub admin: TcpListener,
-}
-
-impl Listeners {
-    pub async fn bind(grpc: &str, health: &str, admin: &str) -> std::io::Result<Self> {
-        Ok(Listeners {
-            grpc: TcpListener::bind(grpc).await?,
-            health: TcpListener::bind(health).await?,
-            admin: TcpListener::bind(admin).await?,
-        })
-    }
-
-    pub fn addrs(&self) -> std::io::Result<(SocketAddr, SocketAddr, SocketAddr)> {
-        Ok((
-            self.grpc.local_addr()?,
-            self.health.local_addr()?,
-            self.admin.local_addr()?,
-        ))
-    }
+    /// The HTTP/JSON door (off when `server.http_listen` is empty).
+    pub http: Option<TcpListener>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -156,11 +141,40 @@ pub async fn serve(
             drained(shutdown.clone()),
         );
 
+    let http = match listeners.http {
+        Some(listener) => {
+            let incoming = transport::incoming(
+                listener,
+                spec.tls.clone().map(|t| (t, TlsPolicy::http())),
+                spec.reload_interval,
+                shutdown.clone(),
+            )?;
+            let door = HttpDoor::new(
+                broker.clone(),
+                ready.clone(),
+                spec.max_request_bytes,
+                spec.request_timeout,
+            );
+            Some(http_server(
+                incoming,
+                door,
+                spec.request_timeout,
+                shutdown.clone(),
+            ))
+        }
+        None => None,
+    };
+    let http = async move {
+        if let Some(h) = http {
+            h.await
+        }
+    };
+
     let admin = admin_server(listeners.admin, broker.clone(), ready, shutdown.clone());
 
     let mut shutdown_wait = shutdown.clone();
     let all = async {
-        let (g, h, _) = tokio::join!(grpc, health, admin);
+        let (g, h, _, _) = tokio::join!(grpc, health, admin, http);
         g?;
         h?;
         Ok::<(), ServeError>(())
@@ -176,6 +190,59 @@ pub async fn serve(
             Ok(())
         }
     }
+}
+
+/// Serves the HTTP/JSON door on its connections (HTTP/1.1 and HTTP/2), each
+/// request bounded by `request_timeout`; at shutdown, connections finish the
+/// requests they have and close.
+async fn http_server(
+    mut incoming: tokio_stream::wrappers::ReceiverStream<std::io::Result<Conn>>,
+    door: HttpDoor,
+    request_timeout: Duration,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    use tokio_stream::StreamExt as _;
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(10));
+    builder.http2().max_concurrent_streams(100);
+    loop {
+        let conn = tokio::select! {
+            _ = shutdown.wait_for(|s| *s) => break,
+            c = incoming.next() => match c {
+                Some(Ok(c)) => c,
+                Some(Err(_)) => continue,
+                None => break,
+            },
+        };
+        let info = conn.info().clone();
+        let door = door.clone();
+        let svc = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
+            let (door, info) = (door.clone(), info.clone());
+            async move {
+                let answer = match tokio::time::timeout(request_timeout, door.handle(req, &info)).await {
+                    Ok(a) => a,
+                    Err(_) => text(
+                        StatusCode::GATEWAY_TIMEOUT,
+                        "{\"code\":4,\"message\":\"the request took longer than server.request_timeout\",\"details\":[]}".into(),
+                        "application/json",
+                    ),
+                };
+                Ok::<_, Infallible>(answer)
+            }
+        });
+        let served = builder
+            .serve_connection(TokioIo::new(conn), svc)
+            .into_owned();
+        let served = graceful.watch(served);
+        tokio::spawn(async move {
+            let _ = served.await;
+        });
+    }
+    graceful.shutdown().await;
 }
 
 async fn admin_server(

@@ -58,6 +58,11 @@ impl Conn {
         }
     }
 
+    /// What the door learns about this connection.
+    pub fn info(&self) -> &ConnInfo {
+        &self.info
+    }
+
     fn closed() -> io::Error {
         io::ErrorKind::NotConnected.into()
     }

@@ -904,14 +904,7 @@ consumers:
     // The serving path refuses such a registry (blocking self-test failure).
     let problems = match reseal::app::start(
         reseal::registry::ConfigSource::File(fx.path("bad.yaml")),
-        reseal::app::StartOptions {
-            listen_override: Some((
-                "127.0.0.1:0".into(),
-                "127.0.0.1:0".into(),
-                "127.0.0.1:0".into(),
-            )),
-            ..Default::default()
-        },
+        reseal::app::StartOptions::loopback(),
     )
     .await
     {
