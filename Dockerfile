@@ -21,11 +21,14 @@ ENV CARGO_TERM_COLOR=never \
 #    `reseal` binary is built (the benchmark tools are not part of the image).
 COPY Cargo.toml Cargo.lock build.rs ./
 COPY proto ./proto
+COPY third_party ./third_party
 COPY crates/esdk/Cargo.toml ./crates/esdk/
+COPY crates/jwe/Cargo.toml ./crates/jwe/
 COPY tools/bench ./tools/bench
-RUN mkdir -p src benches crates/esdk/src \
+RUN mkdir -p src benches crates/esdk/src crates/jwe/src crates/jwe/benches \
  && echo 'fn main() {}' > src/main.rs \
- && touch src/lib.rs crates/esdk/src/lib.rs \
+ && touch src/lib.rs crates/esdk/src/lib.rs crates/jwe/src/lib.rs \
+ && echo 'fn main() {}' > crates/jwe/benches/jwe.rs \
  && echo 'fn main() {}' > benches/engine.rs
 RUN --mount=type=cache,target=/usr/local/cargo/registry,sharing=locked \
     --mount=type=cache,target=/usr/local/cargo/git,sharing=locked \
@@ -37,11 +40,12 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry,sharing=locked \
 #    which the image does not need.
 COPY src ./src
 COPY crates ./crates
+COPY docs/openapi.yaml ./docs/openapi.yaml
 COPY benches ./benches
 COPY config ./config
 RUN --mount=type=cache,target=/usr/local/cargo/registry,sharing=locked \
     --mount=type=cache,target=/usr/local/cargo/git,sharing=locked \
-    touch src/main.rs src/lib.rs crates/esdk/src/lib.rs \
+    touch src/main.rs src/lib.rs crates/esdk/src/lib.rs crates/jwe/src/lib.rs \
  && cargo build --release --locked --bin reseal \
  && strip --strip-all target/release/reseal \
  && install -D -m 0755 target/release/reseal /out/reseal

@@ -7,7 +7,11 @@ use prost::Message as _;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("cargo:rerun-if-changed=proto");
-    let fds = protox::compile(["reseal/v1/reseal.proto"], ["proto"])?;
+    println!("cargo:rerun-if-changed=third_party/googleapis");
+    let fds = protox::compile(
+        ["reseal/v1/reseal.proto"],
+        ["proto", "third_party/googleapis"],
+    )?;
     let out = PathBuf::from(std::env::var("OUT_DIR")?);
     std::fs::write(out.join("reseal_descriptor.bin"), fds.encode_to_vec())?;
     tonic_prost_build::configure()

@@ -39,7 +39,7 @@ npx --no-install buf format -d --exit-code
 
 step "Python gRPC stubs generated from proto/"
 rm -rf "$TMP/pystubs" && mkdir -p "$TMP/pystubs"
-.venv/bin/python -m grpc_tools.protoc -Iproto --python_out="$TMP/pystubs" --grpc_python_out="$TMP/pystubs" \
+.venv/bin/python -m grpc_tools.protoc -Iproto -Ithird_party/googleapis --python_out="$TMP/pystubs" --grpc_python_out="$TMP/pystubs" \
   proto/reseal/v1/reseal.proto
 export RESEAL_PY_STUBS="$TMP/pystubs"
 

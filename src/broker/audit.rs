@@ -101,7 +101,7 @@ pub(super) struct SecurityEvents {
 
 impl SecurityEvents {
     /// Counts a failed call that is a security event, and logs it.
-    pub fn note(&self, metrics: &Metrics, caller: &Caller, e: &BrokerError) {
+    pub fn note(&self, metrics: &Metrics, caller: &str, e: &BrokerError) {
         let kind = match e.reason {
             Reason::AuthenticationFailed => "tampered_input",
             Reason::SourceKeyNotConfigured => "unknown_key_id",
@@ -109,7 +109,7 @@ impl SecurityEvents {
             _ => return,
         };
         metrics.security_event(kind);
-        let identity = caller.identity.as_deref().unwrap_or("-");
+        let identity = caller;
         if kind == "unknown_key_id" {
             // A flood of unknown key ids is one event per 100, not 100 log lines.
             let n = self.unknown_key_events.fetch_add(1, Ordering::Relaxed) + 1;

@@ -178,7 +178,7 @@ impl Broker {
         let result = self.run(registry, caller, request, &mut audit).await;
         audit.finish(&result, started.elapsed());
         if let Err(e) = &result {
-            self.security.note(&self.metrics, caller, e);
+            self.security.note(&self.metrics, &audit.caller, e);
         }
         result
     }

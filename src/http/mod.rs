@@ -71,6 +71,7 @@ impl HttpDoor {
             .map(str::to_owned);
         let path = req.uri().path().to_owned();
         let method = req.method().clone();
+        let refusal_id = || broker::request_id(&[header_id.as_deref()]).unwrap_or_default();
         match (path.as_str(), method) {
             (REENCRYPT_PATH | BATCH_PATH, Method::POST) => {
                 let batch = path == BATCH_PATH;
@@ -91,7 +92,7 @@ impl HttpDoor {
                         Reason::MalformedRequest,
                         format!("{path} takes POST with a JSON body"),
                     ),
-                    header_id.as_deref().unwrap_or(""),
+                    &refusal_id(),
                 );
                 *a.status_mut() = StatusCode::METHOD_NOT_ALLOWED;
                 a.headers_mut()
@@ -122,7 +123,7 @@ impl HttpDoor {
                             "no such route; the API has POST {REENCRYPT_PATH} and POST {BATCH_PATH}"
                         ),
                     ),
-                    header_id.as_deref().unwrap_or(""),
+                    &refusal_id(),
                 );
                 *a.status_mut() = StatusCode::NOT_FOUND;
                 a
@@ -375,6 +376,27 @@ fn plain(status: StatusCode, text: &'static str) -> Answer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The routes the door serves are the ones the proto declares for
+    /// transcoders (google.api.http), so Envoy or grpc-gateway in front of the
+    /// gRPC port and this door answer at the same paths.
+    #[test]
+    fn the_routes_are_the_protos_google_api_http_annotations() {
+        let proto = include_str!("../../proto/reseal/v1/reseal.proto");
+        for (rpc, path) in [
+            ("Reencrypt", REENCRYPT_PATH),
+            ("ReencryptBatch", BATCH_PATH),
+        ] {
+            let at = proto
+                .find(&format!("rpc {rpc}("))
+                .unwrap_or_else(|| panic!("rpc {rpc}"));
+            let rule = &proto[at..at + proto[at..].find('}').unwrap_or(0)];
+            assert!(
+                rule.contains(&format!("post: \"{path}\"")) && rule.contains("body: \"*\""),
+                "{rpc}: {rule}"
+            );
+        }
+    }
 
     #[test]
     fn the_openapi_description_lists_every_reason_and_both_routes() {

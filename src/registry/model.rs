@@ -55,7 +55,7 @@ pub struct ServerSpec {
     pub admin_listen: String,
     /// The HTTP/JSON door (`POST /v1/reencrypt`, `POST /v1/reencrypt:batch`):
     /// its own listener, with `tls` when set (client certificates optional
-    /// there: callers without one present a token). Empty turns it off.
+    /// there: callers without one present a token). Off unless set.
     pub http_listen: Option<String>,
     /// TLS for the gRPC listener; plaintext gRPC when absent.
     pub tls: Option<TlsSpec>,
@@ -114,7 +114,7 @@ impl Default for ServerSpec {
             listen: "127.0.0.1:50051".into(),
             health_listen: "127.0.0.1:50052".into(),
             admin_listen: "127.0.0.1:9090".into(),
-            http_listen: Some("127.0.0.1:8080".into()),
+            http_listen: None,
             tls: None,
             max_request_bytes: 4 * 1024 * 1024,
             max_concurrent_requests: 256,

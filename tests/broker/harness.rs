@@ -213,3 +213,30 @@ pub fn python() -> Option<PathBuf> {
         }
     }
 }
+
+/// Runs HTTP/JSON call cases through tests/python/http_e2e.py (Python
+/// `requests`, answers checked against docs/openapi.yaml, envelopes opened by
+/// the reference ESDK with the keys in `keys`).
+pub fn run_python_cases(cases: serde_json::Value, keys: &Path) {
+    let Some(py) = python() else { return };
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let file = keys.join(format!("http-cases-{}.json", free_port()));
+    let doc = serde_json::json!({
+        "openapi": root.join("docs/openapi.yaml"),
+        "keys": keys,
+        "cases": cases,
+    });
+    std::fs::write(&file, doc.to_string()).unwrap();
+    let out = std::process::Command::new(py)
+        .arg(root.join("tests/python/http_e2e.py"))
+        .arg(&file)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains(" passed, 0 failed"), "{stdout}");
+}

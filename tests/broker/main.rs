@@ -5,6 +5,7 @@ mod harness;
 
 mod errors;
 mod flow;
+mod http;
 mod python;
 mod registry;
 mod reload;

@@ -14,7 +14,12 @@ async fn python_grpc_client_and_reference_esdk() {
     let stubs = fx.path("stubs");
     std::fs::create_dir_all(&stubs).unwrap();
     let out = Command::new(&py)
-        .args(["-m", "grpc_tools.protoc", "-Iproto"])
+        .args([
+            "-m",
+            "grpc_tools.protoc",
+            "-Iproto",
+            "-Ithird_party/googleapis",
+        ])
         .arg(format!("--python_out={}", stubs.display()))
         .arg(format!("--grpc_python_out={}", stubs.display()))
         .arg("proto/reseal/v1/reseal.proto")

@@ -5,6 +5,7 @@
 #[path = "../broker/harness.rs"]
 mod harness;
 
+mod http_auth;
 mod limits;
 mod mtls;
 #[cfg(feature = "otlp")]

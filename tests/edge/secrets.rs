@@ -207,3 +207,150 @@ async fn nothing_secret_reaches_logs_or_metrics_at_trace_level() {
         .all(|l| l.trim().is_empty() || serde_json::from_str::<serde_json::Value>(l).is_ok()));
     assert!(output.contains("\"request_id\":\"audit-me\""));
 }
+
+/// One HTTP/1.1 request over a fresh connection; the whole answer.
+async fn http_post(port: u16, path: &str, headers: &[(&str, &str)], body: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    let mut req = format!(
+        "POST {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    req.push_str(body);
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).await.unwrap();
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nothing_secret_reaches_logs_or_metrics_through_the_http_door() {
+    const TOKEN: &str = "TOKEN-marker-7c1e0b9a5d3f2e8c";
+    const PASSWORD: &str = "PASSWORD-marker-4d2a9f0e1b7c";
+    let fx = Fixture::new();
+    fx.write("token.txt", TOKEN);
+    fx.write("pass.txt", PASSWORD);
+    let (grpc, health, admin, http) = (free_port(), free_port(), free_port(), free_port());
+    let cfg = fx.write(
+        "reseal.yaml",
+        &standard_config(
+            "callers:\n  genesys:\n    tokens: [file:token.txt]\n    basic: [{username: genesys, password: file:pass.txt}]\n    routes: [card-capture]\n",
+        )
+        .replace("log_format: text", "log_format: json")
+        .replace(
+            "server:\n",
+            &format!("server:\n  http_listen: 127.0.0.1:{http}\n  allow_plaintext_credentials: true\n"),
+        ),
+    );
+    let log_path = fx.path("server.log");
+    let log = std::fs::File::create(&log_path).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_reseal"))
+        .args(["serve", "--config"])
+        .arg(&cfg)
+        .env("RUST_LOG", "trace")
+        .env("RESEAL_SERVER__LISTEN", format!("127.0.0.1:{grpc}"))
+        .env(
+            "RESEAL_SERVER__HEALTH_LISTEN",
+            format!("127.0.0.1:{health}"),
+        )
+        .env("RESEAL_SERVER__ADMIN_LISTEN", format!("127.0.0.1:{admin}"))
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap();
+    for _ in 0..200 {
+        if tokio::net::TcpStream::connect(("127.0.0.1", http))
+            .await
+            .is_ok()
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let input = connect_message("connect-a", CONNECT_A, MARKER);
+    let b64 = base64::engine::general_purpose::STANDARD.encode(&input);
+    let body = serde_json::json!({"ciphertextBase64": b64, "route": "card-capture", "requestId": "http-audit"}).to_string();
+    let bearer = format!("Bearer {TOKEN}");
+    let ok = http_post(http, "/v1/reencrypt", &[("Authorization", &bearer)], &body).await;
+    assert!(ok.starts_with("HTTP/1.1 200"), "{ok}");
+    let basic = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("genesys:{PASSWORD}"))
+    );
+    let ok = http_post(http, "/v1/reencrypt", &[("Authorization", &basic)], &body).await;
+    assert!(ok.starts_with("HTTP/1.1 200"), "{ok}");
+    let batch = serde_json::json!({"items": [{"ciphertextBase64": b64, "route": "card-capture"}]})
+        .to_string();
+    let ok = http_post(
+        http,
+        "/v1/reencrypt:batch",
+        &[("Authorization", &bearer)],
+        &batch,
+    )
+    .await;
+    assert!(ok.starts_with("HTTP/1.1 200"), "{ok}");
+    // Refusals: a wrong token, a tampered input, a malformed body around the ciphertext.
+    let wrong = format!("Bearer {TOKEN}x");
+    let refused = http_post(http, "/v1/reencrypt", &[("Authorization", &wrong)], &body).await;
+    assert!(refused.starts_with("HTTP/1.1 401"), "{refused}");
+    let mut tampered = input.clone();
+    let n = tampered.len();
+    tampered[n - 120] ^= 1;
+    let bad = serde_json::json!({"ciphertext": base64::engine::general_purpose::STANDARD.encode(&tampered), "route": "card-capture"}).to_string();
+    let refused = http_post(http, "/v1/reencrypt", &[("Authorization", &bearer)], &bad).await;
+    assert!(refused.starts_with("HTTP/1.1 400"), "{refused}");
+    let malformed = format!("{{\"consumers\": \"{b64}\"}}");
+    let refused = http_post(
+        http,
+        "/v1/reencrypt",
+        &[("Authorization", &bearer)],
+        &malformed,
+    )
+    .await;
+    assert!(refused.starts_with("HTTP/1.1 400"), "{refused}");
+    assert!(
+        !refused.contains(&b64[..80]),
+        "the answer repeats the ciphertext: {refused}"
+    );
+    let metrics = crate::harness_http(admin, "/metrics").await;
+
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    for _ in 0..100 {
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let _ = child.kill();
+    let output = std::fs::read_to_string(&log_path).unwrap();
+    assert!(
+        output.contains("\"level\":\"TRACE\""),
+        "trace logging was on:\n{output}"
+    );
+    let mut secrets = forms(MARKER);
+    secrets.extend([
+        TOKEN.to_owned(),
+        PASSWORD.to_owned(),
+        b64[100..160].to_owned(),
+    ]);
+    secrets.push(base64::engine::general_purpose::STANDARD.encode(format!("genesys:{PASSWORD}")));
+    for secret in secrets {
+        assert!(!output.contains(&secret), "`{secret}` found in the logs");
+        assert!(
+            !metrics.contains(&secret),
+            "`{secret}` found in the metrics"
+        );
+    }
+    // The audit trail names the caller as authenticated, and the door.
+    assert!(output.contains("\"caller\":\"genesys\""), "{output}");
+    assert!(metrics.contains("door=\"http\""), "{metrics}");
+}
