@@ -981,3 +981,148 @@ async fn aliases_resolve_in_strict_mode_and_discovery_honours_its_filter() {
     assert_eq!(reason(&status), "SOURCE_KEY_NOT_CONFIGURED");
     running.stop().await.unwrap();
 }
+
+/// One HTTP/1.1 JSON POST over a fresh connection: (status, headers and body).
+async fn http_post(addr: std::net::SocketAddr, body: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let req = format!(
+        "POST /v1/reencrypt HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).await.unwrap();
+    let status = out
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    (status, out)
+}
+
+/// The reasons only AWS can produce, over the HTTP/JSON door: their HTTP
+/// status, google.rpc.Status body and Retry-After (checked by Python
+/// `requests`), and OVERLOADED while a slow call holds the only slot.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aws_reasons_over_http_have_their_status_and_body() {
+    let Some(url) = moto() else { return };
+    let proxy = Proxy::start(&url).await;
+    let key = create_key(&url).await;
+    let fx = Fixture::new();
+    let cfg = fx.write(
+        "reseal.yaml",
+        &format!(
+            r#"
+server: {{reload_interval: 0s, http_listen: "127.0.0.1:0", max_concurrent_requests: 1}}
+{aws}
+sources:
+  genesys:
+    type: aws-kms
+    key_ids: ["{key}"]
+consumers:
+  payments:
+    keys: {{p: {{type: rsa-public, public_key: file:payments.pub.pem}}}}
+"#,
+            aws = aws_section(
+                &proxy.url(),
+                "  data_key_cache: {max_entries: 0, max_age: 1s}"
+            )
+        ),
+    );
+    let running = start(&cfg, manual_clock("2026-01-01T00:00:00Z")).await;
+    let http = running.http_addr.unwrap();
+    let msg = kms_message(&url, &key, &EncryptionContext::new(), b"payload").await;
+    let body = serde_json::json!({
+        "ciphertext": base64::Engine::encode(&base64::engine::general_purpose::STANDARD, &msg),
+        "consumers": ["payments"],
+    })
+    .to_string();
+    let case = |name: &str, status: u16, reason: &str, code: i32, retry: bool| {
+        serde_json::json!({
+            "name": name, "url": format!("http://{http}"),
+            "headers": {"Content-Type": "application/json"}, "body": body,
+            "status": status, "reason": reason, "grpc_code": code, "retry_after": retry,
+        })
+    };
+    let fail = |status: u16, code: &'static str| Mode::Fail {
+        status,
+        code,
+        target: "TrentService.Decrypt",
+        remaining: None,
+    };
+    for (mode, name, status, reason, code, retry) in [
+        (
+            fail(400, "DisabledException"),
+            "a disabled KMS key",
+            412,
+            "KEY_DISABLED",
+            9,
+            false,
+        ),
+        (
+            fail(400, "NotFoundException"),
+            "a deleted KMS key",
+            404,
+            "SOURCE_KEY_NOT_FOUND",
+            5,
+            false,
+        ),
+        (
+            fail(400, "AccessDeniedException"),
+            "KMS access denied",
+            403,
+            "PERMISSION_DENIED",
+            7,
+            false,
+        ),
+        (
+            fail(400, "ThrottlingException"),
+            "throttled past the retry budget",
+            503,
+            "UPSTREAM_UNAVAILABLE",
+            14,
+            true,
+        ),
+        (
+            Mode::Drop,
+            "KMS unreachable",
+            503,
+            "UPSTREAM_UNAVAILABLE",
+            14,
+            true,
+        ),
+    ] {
+        proxy.set(mode);
+        run_python_cases(
+            serde_json::Value::Array(vec![case(name, status, reason, code, retry)]),
+            fx.dir.path(),
+        );
+    }
+
+    // One slot (max_concurrent_requests: 1), held by a call whose KMS answers
+    // slowly: the next call is shed at once with 429, Retry-After and OVERLOADED.
+    proxy.set(Mode::Delay(Duration::from_millis(1500)));
+    let slow = {
+        let body = body.clone();
+        tokio::spawn(async move { http_post(http, &body).await })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (status, shed) = http_post(http, &body).await;
+    assert_eq!(status, 429, "{shed}");
+    assert!(
+        shed.to_ascii_lowercase().contains("retry-after: 1"),
+        "{shed}"
+    );
+    assert!(shed.contains("\"reason\":\"OVERLOADED\""), "{shed}");
+    assert!(shed.contains("\"code\":8"), "{shed}");
+    let (slow_status, _) = slow.await.unwrap();
+    assert_eq!(
+        slow_status, 503,
+        "the slow call ran into the attempt timeouts"
+    );
+    proxy.set(Mode::Forward);
+    let (status, ok) = http_post(http, &body).await;
+    assert_eq!(status, 200, "{ok}");
+    running.stop().await.unwrap();
+}
