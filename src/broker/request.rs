@@ -25,6 +25,41 @@ pub struct ReencryptRequest {
     pub request_id: String,
 }
 
+impl ReencryptRequest {
+    /// From a wire form's fields, where an empty string means "not set" (the
+    /// proto3 convention every door's form follows).
+    #[allow(clippy::too_many_arguments)]
+    pub fn from_wire(
+        ciphertext: CiphertextInput,
+        consumers: Vec<String>,
+        route: String,
+        source_key_hint: String,
+        expected_context: impl IntoIterator<Item = (String, String)>,
+        all_or_nothing: bool,
+        request_id: String,
+    ) -> Self {
+        ReencryptRequest {
+            ciphertext,
+            consumers,
+            route: (!route.is_empty()).then_some(route),
+            source_key_hint: (!source_key_hint.is_empty()).then_some(source_key_hint),
+            expected_context: expected_context.into_iter().collect(),
+            all_or_nothing,
+            request_id,
+        }
+    }
+}
+
+/// The request id of a batch's item: its own, else the batch's with the
+/// item's index (`RID-3`).
+pub fn batch_item_id(batch: &str, index: usize, own: &str) -> Result<String, BrokerError> {
+    if own.is_empty() {
+        Ok(format!("{batch}-{index}"))
+    } else {
+        request_id(&[Some(own)])
+    }
+}
+
 /// Who is calling, as the door saw it: what the connection proved and what
 /// the request presented. The broker authenticates it against the registry.
 #[derive(Clone, Default)]

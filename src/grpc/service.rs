@@ -7,7 +7,6 @@ use tonic::{Request, Response, Status};
 use super::proto::{self, reencrypt_request::Input, reencrypt_service_server::ReencryptService};
 use super::status::{code, to_status};
 use crate::broker::{self, Broker, BrokerError, Caller, CiphertextInput, Credential, Door, Reason};
-use crate::esdk::EncryptionContext;
 use crate::transport::ConnInfo;
 
 pub struct Service {
@@ -62,18 +61,15 @@ fn decode(
             ))
         }
     };
-    Ok(broker::ReencryptRequest {
+    Ok(broker::ReencryptRequest::from_wire(
         ciphertext,
-        consumers: req.consumers,
-        route: (!req.route.is_empty()).then_some(req.route),
-        source_key_hint: (!req.source_key_hint.is_empty()).then_some(req.source_key_hint),
-        expected_context: req
-            .expected_encryption_context
-            .into_iter()
-            .collect::<EncryptionContext>(),
-        all_or_nothing: req.all_or_nothing,
+        req.consumers,
+        req.route,
+        req.source_key_hint,
+        req.expected_encryption_context,
+        req.all_or_nothing,
         request_id,
-    })
+    ))
 }
 
 fn encode(resp: broker::ReencryptResponse) -> proto::ReencryptResponse {
@@ -138,12 +134,7 @@ impl ReencryptService for Service {
             .into_iter()
             .enumerate()
             .map(|(i, item)| {
-                let item_rid = if item.request_id.is_empty() {
-                    Ok(format!("{rid}-{i}"))
-                } else {
-                    broker::request_id(&[Some(&item.request_id)])
-                };
-                item_rid.and_then(|r| decode(item, r))
+                broker::batch_item_id(&rid, i, &item.request_id).and_then(|r| decode(item, r))
             })
             .collect();
         let results = self

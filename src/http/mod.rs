@@ -160,12 +160,8 @@ impl HttpDoor {
                 .into_iter()
                 .enumerate()
                 .map(|(i, item)| {
-                    let item_rid = if item.request_id.is_empty() {
-                        Ok(format!("{rid}-{i}"))
-                    } else {
-                        broker::request_id(&[Some(&item.request_id)])
-                    };
-                    item_rid.and_then(|r| item.into_broker(r))
+                    broker::batch_item_id(&rid, i, &item.request_id)
+                        .and_then(|r| item.into_broker(r))
                 })
                 .collect();
             let results = self

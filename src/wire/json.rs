@@ -15,7 +15,6 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::{code, ERROR_DOMAIN};
 use crate::broker::{self, BrokerError, CiphertextInput, Reason};
-use crate::esdk::EncryptionContext;
 
 /// `ReencryptRequest`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -92,18 +91,15 @@ impl ReencryptRequest {
                     ))
                 }
             };
-        Ok(broker::ReencryptRequest {
+        Ok(broker::ReencryptRequest::from_wire(
             ciphertext,
-            consumers: self.consumers,
-            route: (!self.route.is_empty()).then_some(self.route),
-            source_key_hint: (!self.source_key_hint.is_empty()).then_some(self.source_key_hint),
-            expected_context: self
-                .expected_encryption_context
-                .into_iter()
-                .collect::<EncryptionContext>(),
-            all_or_nothing: self.all_or_nothing,
+            self.consumers,
+            self.route,
+            self.source_key_hint,
+            self.expected_encryption_context,
+            self.all_or_nothing,
             request_id,
-        })
+        ))
     }
 }
 
