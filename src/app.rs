@@ -203,6 +203,7 @@ pub async fn start(source: ConfigSource, options: StartOptions) -> Result<Runnin
     let (file, _base) = prepare(&source)?;
     let server: ServerSpec = file.server;
     let metrics = options.metrics.clone();
+    metrics.set_request_timeout(server.request_timeout);
     let aws = aws_keys(&file.aws, &metrics);
     let load_options = LoadOptions {
         env_overrides: true,

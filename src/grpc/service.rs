@@ -12,7 +12,7 @@ use super::status::{code, to_status};
 use super::tls::ConnInfo;
 use crate::broker::{self, Broker, BrokerError, Caller, CiphertextInput, Reason};
 use crate::esdk::EncryptionContext;
-use crate::telemetry::RequestLabels;
+use crate::telemetry::{BatchItemLabels, RequestLabels, OK};
 
 pub struct Service {
     broker: Arc<Broker>,
@@ -149,10 +149,12 @@ fn encode(resp: broker::ReencryptResponse) -> proto::ReencryptResponse {
     }
 }
 
+/// `OK` or the reason, as every metric spells outcomes. A call whose status
+/// is OK counts as `OK` even when some consumers failed: those are counted
+/// per consumer, with their reasons, in `reseal_consumer_envelopes_total`.
 fn outcome_of(result: &Result<broker::ReencryptResponse, BrokerError>) -> String {
     match result {
-        Ok(r) if r.results.iter().all(|o| o.result.is_ok()) => "OK".into(),
-        Ok(_) => "PARTIAL".into(),
+        Ok(_) => OK.into(),
         Err(e) => e.reason.as_str().into(),
     }
 }
@@ -203,8 +205,16 @@ impl ReencryptService for Service {
                 return Err(to_status(&e, &rid));
             }
         };
+        let request = request.into_inner();
+        let routes: Vec<String> = request
+            .items
+            .iter()
+            .map(|i| {
+                self.broker
+                    .route_label(Some(i.route.as_str()).filter(|r| !r.is_empty()))
+            })
+            .collect();
         let items: Vec<_> = request
-            .into_inner()
             .items
             .into_iter()
             .enumerate()
@@ -224,7 +234,19 @@ impl ReencryptService for Service {
             .instrument(span)
             .await;
         let outcome = match &result {
-            Ok(_) => "OK".to_owned(),
+            Ok(items) => {
+                // Each item's outcome, as a call of its own would count it.
+                let m = self.broker.metrics();
+                for (item, route) in items.iter().zip(routes) {
+                    m.batch_items
+                        .get_or_create(&BatchItemLabels {
+                            route,
+                            outcome: outcome_of(item),
+                        })
+                        .inc();
+                }
+                OK.to_owned()
+            }
             Err(e) => e.reason.as_str().to_owned(),
         };
         self.record("ReencryptBatch", "-", &outcome, started);
