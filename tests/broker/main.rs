@@ -5,6 +5,7 @@ mod harness;
 
 mod errors;
 mod flow;
+mod metrics;
 mod python;
 mod registry;
 mod reload;
