@@ -122,11 +122,23 @@ pub fn parse_file(text: &str, origin: &str, env_overrides: bool) -> Result<Confi
     let file = yaml::deserialize::<ConfigFile>(&mut doc);
     match file {
         Some(file) if doc.problems.is_empty() => Ok(file),
-        _ => Err(LoadError::Invalid {
-            origin: origin.to_owned(),
-            problems: doc.problems,
-        }),
+        _ => {
+            sort(&mut doc.problems);
+            Err(LoadError::Invalid {
+                origin: origin.to_owned(),
+                problems: doc.problems,
+            })
+        }
     }
+}
+
+/// In reading order: the file as a whole, then by line, then the environment.
+fn sort(problems: &mut [Problem]) {
+    problems.sort_by_key(|p| match p.line {
+        yaml::Origin::Unknown => (0, 0, 0),
+        yaml::Origin::File { line, column } => (1, line, column),
+        yaml::Origin::Env(_) => (2, 0, 0),
+    });
 }
 
 /// Compiles YAML text. `base_dir` anchors relative `file:` references.
@@ -142,10 +154,11 @@ pub fn load_str(
         // A syntax error leaves nothing worth checking further.
         Some(file) if !doc.is_consequence("") => file,
         _ => {
+            sort(&mut doc.problems);
             return Err(LoadError::Invalid {
                 origin: origin.to_owned(),
                 problems: doc.problems,
-            })
+            });
         }
     };
     let digest = hex::encode(
@@ -159,6 +172,7 @@ pub fn load_str(
         warnings: Vec::new(),
         fingerprints: Vec::new(),
     };
+    b.settings(&file);
     let limits = b.limits(&file);
     let sources = b.sources(&file, &limits);
     let consumers = b.consumers(&file);
@@ -168,6 +182,7 @@ pub fn load_str(
     let (builder_problems, warnings) = (b.problems, b.warnings);
     let mut problems = doc.problems;
     problems.extend(builder_problems);
+    sort(&mut problems);
     if !problems.is_empty() {
         return Err(LoadError::Invalid {
             origin: origin.to_owned(),
@@ -393,6 +408,72 @@ impl Builder<'_> {
             }
         }
         set
+    }
+
+    /// The settings read at start (`server`, `telemetry`): values the types
+    /// alone do not rule out.
+    fn settings(&mut self, file: &ConfigFile) {
+        let server = &file.server;
+        if !matches!(server.log_format.as_str(), "json" | "text") {
+            let hint = match yaml::suggest(&server.log_format, &["json", "text"]) {
+                Some(s) => format!("; did you mean `{s}`?"),
+                None => String::new(),
+            };
+            self.problem(
+                "server",
+                "log_format",
+                format!("must be `json` or `text`{hint}"),
+            );
+        }
+        for (field, addr) in [
+            ("listen", &server.listen),
+            ("health_listen", &server.health_listen),
+            ("admin_listen", &server.admin_listen),
+        ] {
+            let port = addr
+                .rsplit_once(':')
+                .filter(|(host, _)| !host.is_empty())
+                .and_then(|(_, p)| p.parse::<u16>().ok());
+            if port.is_none() {
+                self.problem(
+                    "server",
+                    field,
+                    "must be HOST:PORT, e.g. `0.0.0.0:50051` or `[::]:50051`",
+                );
+            }
+        }
+        for (field, value) in [
+            ("max_request_bytes", server.max_request_bytes),
+            ("max_concurrent_requests", server.max_concurrent_requests),
+        ] {
+            if value == 0 {
+                self.problem("server", field, "must be greater than 0");
+            }
+        }
+        if server.request_timeout.is_zero() {
+            self.problem(
+                "server",
+                "request_timeout",
+                "must be longer than 0, e.g. `10s`",
+            );
+        }
+        let t = &file.telemetry;
+        if !(0.0..=1.0).contains(&t.sample_ratio) {
+            self.problem(
+                "telemetry",
+                "sample_ratio",
+                "must be between 0.0 and 1.0 (the fraction of requests traced)",
+            );
+        }
+        if let Some(url) = &t.otlp_endpoint {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                self.problem(
+                    "telemetry",
+                    "otlp_endpoint",
+                    "must be an http:// or https:// URL, e.g. `http://otel-collector:4317`",
+                );
+            }
+        }
     }
 
     fn limits(&mut self, file: &ConfigFile) -> BrokerLimits {

@@ -392,6 +392,12 @@ sources:
     provider_id: p
     key_name: k
     key: base64:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=
+  retired:
+    type: raw-aes
+    provider_id: p
+    key_name: old
+    key: base64:ICEiIyQlJicoKSorLC0uLzAxMjM0NTY3ODk6Ozw9Pj8=
+    decrypt_until: 2020-01-01T00:00:00Z
 consumers:
   payments:
     keys:
@@ -424,6 +430,13 @@ routes:
             && source.contains(&format!("`decrypt_until` is {soon_text}"))
             && source.contains("days from now"),
         "{source}"
+    );
+    // ... and past it: WARN with the date.
+    let retired = row("sources.retired");
+    assert!(
+        retired.starts_with("WARN")
+            && retired.contains("past `decrypt_until` (2020-01-01T00:00:00Z): no longer used"),
+        "{retired}"
     );
     // Every key's window and certificate dates, also outside any warning.
     assert!(
@@ -751,4 +764,20 @@ fn reseal_keys_lists_every_key_without_material_or_aws_calls() {
     let list: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
     assert!(list.iter().all(|k| k["check"]["status"].is_string()));
     assert!(hits.load(std::sync::atomic::Ordering::SeqCst) > 0);
+}
+
+#[test]
+fn keygen_arguments_are_described() {
+    let out = Command::new(env!("CARGO_BIN_EXE_reseal"))
+        .args(["keygen", "rsa", "--help"])
+        .output()
+        .unwrap();
+    let help = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{help}");
+    assert!(
+        help.contains("Where to write the private key")
+            && help.contains(".pub.pem")
+            && help.contains("2048, 3072 or 4096"),
+        "{help}"
+    );
 }

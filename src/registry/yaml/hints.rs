@@ -93,12 +93,23 @@ pub fn suggest<'a>(name: &str, candidates: &[&'a str]) -> Option<&'a str> {
         return Some(c);
     }
     let limit = (n.chars().count() / 3).clamp(1, 3);
-    candidates
+    let near = candidates
         .iter()
         .map(|c| (distance(&n, &norm(c)), *c))
         .filter(|(d, _)| *d <= limit)
         .min_by_key(|(d, _)| *d)
-        .map(|(_, c)| c)
+        .map(|(_, c)| c);
+    if near.is_some() {
+        return near;
+    }
+    // A shortened name (`refresh` for `refresh_after`), when only one fits.
+    let mut prefixed = candidates
+        .iter()
+        .filter(|c| n.chars().count() >= 3 && norm(c).starts_with(&n));
+    match (prefixed.next(), prefixed.next()) {
+        (Some(c), None) => Some(c),
+        _ => None,
+    }
 }
 
 /// Optimal string alignment distance (a transposition counts as one edit).
@@ -259,5 +270,10 @@ mod tests {
             Some("listen")
         );
         assert_eq!(suggest("raw_rsa", &["raw-rsa", "raw-aes"]), Some("raw-rsa"));
+        assert_eq!(
+            suggest("refresh", &["refresh_after", "stale_if_error"]),
+            Some("refresh_after")
+        );
+        assert_eq!(suggest("max", &["max_entries", "max_age"]), None);
     }
 }
