@@ -208,6 +208,7 @@ pub struct Built {
 pub async fn build(source: ConfigSource, options: &StartOptions) -> Result<Built, StartError> {
     let (file, _base) = prepare(&source)?;
     let metrics = options.metrics.clone();
+    metrics.set_request_timeout(file.server.request_timeout);
     let aws = aws_keys(&file.aws, &metrics);
     let load_options = LoadOptions {
         env_overrides: true,

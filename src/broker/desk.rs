@@ -11,7 +11,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tracing::Instrument;
 
 use super::{Broker, BrokerError, Caller, Reason, ReencryptRequest, ReencryptResponse};
-use crate::telemetry::{Metrics, RequestLabels};
+use crate::telemetry::{BatchItemLabels, Metrics, RequestLabels, OK};
 
 /// The way a call came in (a metrics label).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -142,9 +142,10 @@ impl Broker {
                 Err(e) => Err(e),
             },
         };
+        // A call that answers counts as OK even when some consumers failed:
+        // those are counted per consumer, with their reasons.
         let outcome = match &result {
-            Ok(r) if r.results.iter().all(|o| o.result.is_ok()) => "OK",
-            Ok(_) => "PARTIAL",
+            Ok(_) => OK,
             Err(e) => e.reason.as_str(),
         };
         self.record(door, METHOD, &route_label, outcome, started);
@@ -161,6 +162,10 @@ impl Broker {
         items: Vec<Result<ReencryptRequest, BrokerError>>,
     ) -> Result<Vec<Result<ReencryptResponse, BrokerError>>, BrokerError> {
         let started = Instant::now();
+        let routes: Vec<String> = items
+            .iter()
+            .map(|i| self.route_label(i.as_ref().ok().and_then(|r| r.route.as_deref())))
+            .collect();
         let result = match self.admit() {
             Err(e) => Err(e),
             Ok(_slot) => {
@@ -169,7 +174,22 @@ impl Broker {
             }
         };
         let outcome = match &result {
-            Ok(_) => "OK",
+            Ok(results) => {
+                // Each item's outcome, as a call of its own would count it.
+                for (item, route) in results.iter().zip(routes) {
+                    self.metrics
+                        .batch_items
+                        .get_or_create(&BatchItemLabels {
+                            route,
+                            outcome: match item {
+                                Ok(_) => OK.to_owned(),
+                                Err(e) => e.reason.as_str().to_owned(),
+                            },
+                        })
+                        .inc();
+                }
+                OK
+            }
             Err(e) => e.reason.as_str(),
         };
         self.record(door, BATCH_METHOD, super::audit::NO_ROUTE, outcome, started);

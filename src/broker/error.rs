@@ -252,6 +252,29 @@ pub fn key_access_error(key: &str, e: KeyAccessError) -> BrokerError {
 mod tests {
     use super::Reason;
 
+    /// AWS call metrics spell their outcome with `KeyAccessError::reason`;
+    /// it must be the reason the broker reports for the same error.
+    #[test]
+    fn key_access_reasons_match_the_metric_labels() {
+        use crate::keys::remote::KeyAccessError as E;
+        let d = std::time::Duration::from_secs(1);
+        for e in [
+            E::NotFound("k".into()),
+            E::Disabled("k".into()),
+            E::AccessDenied("k".into()),
+            E::Unavailable {
+                message: "m".into(),
+                retry_after: None,
+            },
+            E::Invalid("k".into()),
+            E::Unwrap("k".into()),
+            E::RateLimited { retry_after: d },
+        ] {
+            let label = e.reason();
+            assert_eq!(super::key_access_error("k", e).reason.as_str(), label);
+        }
+    }
+
     /// Adding a reason without listing it in `Reason::ALL` fails to compile
     /// here (the match is exhaustive) or fails this test (the count).
     #[test]

@@ -334,7 +334,7 @@ impl Broker {
                     .get_or_create(&ConsumerLabels {
                         consumer: consumer.id.clone(),
                         outcome: match &result {
-                            Ok(_) => "ok".into(),
+                            Ok(_) => crate::telemetry::OK.into(),
                             Err(e) => e.reason.as_str().into(),
                         },
                     })

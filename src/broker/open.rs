@@ -130,7 +130,7 @@ impl OpenJob {
         if active.is_empty() {
             let ids: Vec<&str> = inactive.iter().map(|c| c.source.id.as_str()).collect();
             for id in &ids {
-                source_use(&self.metrics, id, "expired");
+                source_use(&self.metrics, id, Reason::KeyExpired.as_str());
             }
             return Err(BrokerError::new(
                 Reason::KeyExpired,
@@ -161,7 +161,7 @@ impl Pending {
             let source = &cand.source;
             let header = &self.message.header;
             if let Err(e) = source.policy.check_suite(header.suite) {
-                source_use(&metrics, &source.id, "suite_not_allowed");
+                source_use(&metrics, &source.id, Reason::SuiteNotAllowed.as_str());
                 self.last =
                     Some(BrokerError::from(e).with_detail(format!("source `{}`", source.id)));
                 self.next += 1;
@@ -171,7 +171,11 @@ impl Pending {
                 .context_rules
                 .violation(&self.dctx.encryption_context)
             {
-                source_use(&metrics, &source.id, "context_mismatch");
+                source_use(
+                    &metrics,
+                    &source.id,
+                    Reason::EncryptionContextMismatch.as_str(),
+                );
                 self.last = Some(BrokerError::new(
                     Reason::EncryptionContextMismatch,
                     format!(
@@ -239,11 +243,7 @@ impl Pending {
     /// Notes the current candidate's failure and moves past it.
     pub fn failed(&mut self, e: BrokerError) {
         if let Some(cand) = self.candidates.get(self.next) {
-            source_use(
-                &self.job.metrics,
-                &cand.source.id,
-                &e.reason.as_str().to_ascii_lowercase(),
-            );
+            source_use(&self.job.metrics, &cand.source.id, e.reason.as_str());
         }
         self.last = Some(e);
         self.next += 1;
@@ -313,12 +313,16 @@ impl Pending {
         let plaintext = match message.open(&key, &dctx) {
             Ok(p) => Arc::new(p),
             Err(e) => {
-                source_use(&job.metrics, &source_id, "authentication_failed");
+                source_use(
+                    &job.metrics,
+                    &source_id,
+                    Reason::AuthenticationFailed.as_str(),
+                );
                 return Err(e.into());
             }
         };
         drop(key);
-        source_use(&job.metrics, &source_id, "ok");
+        source_use(&job.metrics, &source_id, crate::telemetry::OK);
         let inputs = Arc::new(EnvelopeInputs {
             source_key_id: source_id,
             request_id: job.request_id,

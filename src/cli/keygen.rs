@@ -19,12 +19,18 @@ pub enum Command {
     },
     /// An RSA key pair: PATH (private, PKCS#8 PEM) and PATH with `.pub.pem` (public).
     Rsa {
+        /// Where to write the private key (PKCS#8 PEM, mode 0600); the public
+        /// key goes next to it with the extension `.pub.pem`.
         path: PathBuf,
+        /// Modulus size: 2048, 3072 or 4096.
         #[arg(long, default_value_t = 2048)]
         bits: usize,
     },
     /// A random 256-bit AES key, base64, in PATH.
-    Aes { path: PathBuf },
+    Aes {
+        /// Where to write the key (base64, mode 0600).
+        path: PathBuf,
+    },
     /// A self-signed X.509 certificate for an existing RSA private key.
     Cert {
         /// Private key PEM.

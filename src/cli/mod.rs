@@ -3,6 +3,7 @@
 mod demo;
 mod inspect;
 mod keygen;
+mod keys;
 mod serve;
 mod validate;
 mod vectors;
@@ -34,6 +35,10 @@ enum Command {
     /// Create development keys.
     #[command(subcommand)]
     Keygen(keygen::Command),
+    /// List every source and consumer key: type, provider id / key name,
+    /// window, certificate dates, days left (no material; no AWS call unless
+    /// --check-aws).
+    Keys(keys::Args),
     /// Print a message's header as JSON (no keys needed). FILE may be `-` for stdin.
     Inspect(inspect::Args),
     /// Run ESDK test-vector manifests.
@@ -48,6 +53,7 @@ pub fn main() -> ExitCode {
         Command::Serve(args) => serve::run(args),
         Command::Validate(args) => validate::run(args),
         Command::Keygen(cmd) => keygen::run(cmd),
+        Command::Keys(args) => keys::run(args),
         Command::Inspect(args) => inspect::run(args),
         Command::Vectors(cmd) => vectors::run(cmd),
     };

@@ -4,6 +4,16 @@
 //! `RSA PRIVATE KEY`, SPKI `PUBLIC KEY`, PKCS#1 `RSA PUBLIC KEY` and
 //! `CERTIFICATE`. PKCS#1 forms are re-wrapped into PKCS#8 / SPKI so aws-lc-rs
 //! parses a single shape. Decoded key bytes are zeroized.
+//!
+//! Passphrase-protected keys (PKCS#8 `ENCRYPTED PRIVATE KEY`, and the legacy
+//! OpenSSL form with a `Proc-Type: 4,ENCRYPTED` header) are recognised and
+//! refused with that reason ([`KeyError::Encrypted`]).
+//!
+//! Why not the PEM readers of `rustls-pki-types` or `x509-parser`, both in
+//! the tree: the first has no `RSA PUBLIC KEY` (PKCS#1 public keys, which
+//! consumers hand over) and skips unknown labels silently; the second does
+//! not read headers (`Proc-Type`) and neither zeroizes its intermediate
+//! base64 text and DER buffers, which for private keys this parser does.
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
@@ -15,6 +25,9 @@ use super::KeyError;
 pub struct PemBlock {
     pub label: String,
     pub der: Zeroizing<Vec<u8>>,
+    /// Passphrase-protected: `ENCRYPTED PRIVATE KEY`, or a legacy
+    /// `Proc-Type: 4,ENCRYPTED` header (the DER is then ciphertext).
+    pub encrypted: bool,
 }
 
 /// Parses every PEM block in `text`, in order.
@@ -33,6 +46,11 @@ pub fn parse_all(text: &[u8]) -> Result<Vec<PemBlock>, KeyError> {
         let body_end = body_start
             .find(&end_marker)
             .ok_or(KeyError::Pem("missing END line"))?;
+        let encrypted = label == "ENCRYPTED PRIVATE KEY"
+            || body_start[..body_end].lines().any(|l| {
+                let l = l.trim();
+                l.starts_with("Proc-Type:") && l.contains("ENCRYPTED")
+            });
         let b64: Zeroizing<String> = Zeroizing::new(
             body_start[..body_end]
                 .lines()
@@ -46,7 +64,11 @@ pub fn parse_all(text: &[u8]) -> Result<Vec<PemBlock>, KeyError> {
                 .decode(b64.as_bytes())
                 .map_err(|_| KeyError::Pem("invalid base64"))?,
         );
-        blocks.push(PemBlock { label, der });
+        blocks.push(PemBlock {
+            label,
+            der,
+            encrypted,
+        });
         rest = &body_start[body_end + end_marker.len()..];
     }
     if blocks.is_empty() {
@@ -122,6 +144,16 @@ mod tests {
         assert_eq!(&blocks[0].der[..], &[1, 2, 3, 4, 5]);
         assert!(parse_all(b"nothing here").is_err());
         assert!(parse_all(b"-----BEGIN X-----\nAAAA\n").is_err());
+        assert!(!blocks[0].encrypted);
+    }
+
+    #[test]
+    fn encrypted_blocks_are_marked() {
+        let pkcs8 = encode("ENCRYPTED PRIVATE KEY", &[1, 2, 3]);
+        assert!(parse_all(pkcs8.as_bytes()).unwrap()[0].encrypted);
+        let legacy = "-----BEGIN RSA PRIVATE KEY-----\nProc-Type: 4,ENCRYPTED\nDEK-Info: AES-256-CBC,311BDD7CE119A2D3BCE65C1E7653DF08\n\nAQID\n-----END RSA PRIVATE KEY-----\n";
+        let blocks = parse_all(legacy.as_bytes()).unwrap();
+        assert!(blocks[0].encrypted && blocks[0].label == "RSA PRIVATE KEY");
     }
 
     #[test]

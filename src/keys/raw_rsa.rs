@@ -114,8 +114,15 @@ pub fn parse_private_key_pem(pem_text: &[u8]) -> Result<PrivateDecryptingKey, Ke
     let blocks = pem::parse_all(pem_text)?;
     let block = blocks
         .iter()
-        .find(|b| b.label == "PRIVATE KEY" || b.label == "RSA PRIVATE KEY")
+        .find(|b| {
+            b.label == "PRIVATE KEY"
+                || b.label == "RSA PRIVATE KEY"
+                || b.label == "ENCRYPTED PRIVATE KEY"
+        })
         .ok_or(KeyError::Pem("no `PRIVATE KEY` or `RSA PRIVATE KEY` block"))?;
+    if block.encrypted {
+        return Err(KeyError::Encrypted);
+    }
     let pkcs8: Zeroizing<Vec<u8>> = if block.label == "RSA PRIVATE KEY" {
         pem::pkcs1_private_to_pkcs8(&block.der)
     } else {

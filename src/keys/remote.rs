@@ -51,6 +51,24 @@ pub enum KeyAccessError {
     RateLimited { retry_after: Duration },
 }
 
+impl KeyAccessError {
+    /// The reason the broker reports for this error (`KEY_DISABLED`,
+    /// `UPSTREAM_UNAVAILABLE`, ...): the outcome label of AWS call metrics,
+    /// so they are spelt as the API's reasons. The broker's mapping is held
+    /// to this by a test.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            KeyAccessError::NotFound(_) | KeyAccessError::Invalid(_) => "SOURCE_KEY_NOT_FOUND",
+            KeyAccessError::Disabled(_) => "KEY_DISABLED",
+            KeyAccessError::AccessDenied(_) => "PERMISSION_DENIED",
+            KeyAccessError::Unavailable { .. } | KeyAccessError::RateLimited { .. } => {
+                "UPSTREAM_UNAVAILABLE"
+            }
+            KeyAccessError::Unwrap(_) => "AUTHENTICATION_FAILED",
+        }
+    }
+}
+
 /// What a remote source makes of an EDK addressed to it.
 pub enum Unwrapped {
     /// The service unwrapped it (KMS Decrypt).

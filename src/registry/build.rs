@@ -1,14 +1,15 @@
-//! From YAML to a validated [`Registry`]: figment loading (file + `RESEAL_*`
-//! environment overrides), then one pass that checks every entry and field and
-//! reports *all* problems at once, each as `FILE: entry.field: what is wrong`.
+//! From YAML to a validated [`Registry`]: the file (plus `RESEAL_*`
+//! environment overrides) read into a located tree (`yaml`), deserialized
+//! into the model, then one pass that checks every entry and field. Both
+//! stages report *all* problems at once, each as
+//! `FILE:LINE:COLUMN: entry.field: what is wrong` (or naming the environment
+//! variable of an override).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use figment::providers::{Env, Format, Yaml};
-use figment::Figment;
 use time::OffsetDateTime;
 use zeroize::Zeroizing;
 
@@ -16,6 +17,7 @@ use super::model::{
     AwsSpec, ConfigFile, ConsumerKeyKind, ConsumerKeySpec, ConsumerSpec, DevelopmentSpec, KeyRef,
     SecretRef, ServerSpec, SourceKind, SourceSpec,
 };
+use super::yaml::{self, Document, Problem};
 use super::{
     BasicCredential, BrokerLimits, CallerRule, Callers, Consumer, ConsumerKey, ConsumerWrap,
     ContextRules, OutputContext, Propagate, Registry, SourceKey, SourceMaterial, SourceSet, Window,
@@ -26,7 +28,7 @@ use crate::esdk::{
 use crate::keys::aws::{arn::KmsArn, kms, ssm, AwsKeys};
 use crate::keys::cert::CertificateInfo;
 use crate::keys::secret::{Secret, SecretDigest};
-use crate::keys::{connect, raw_rsa, RawAesKeyring, RawRsaKeyring, RsaPadding};
+use crate::keys::{connect, raw_rsa, Fingerprint, RawAesKeyring, RawRsaKeyring, RsaPadding};
 
 /// The file could not be turned into a registry.
 #[derive(Debug, thiserror::Error)]
@@ -36,18 +38,41 @@ pub enum LoadError {
         path: PathBuf,
         source: std::io::Error,
     },
-    /// Every problem found, one per line, each naming file, entry and field.
-    #[error("{origin}: {} problem(s):\n{}", problems.len(), problems.join("\n"))]
+    /// Every problem found, one per line, each naming file (and line) or
+    /// environment variable, entry and field.
+    #[error("{origin}: {} problem(s):\n{}", problems.len(), lines(problems))]
     Invalid {
         origin: String,
-        problems: Vec<String>,
+        problems: Vec<Problem>,
     },
 }
 
+fn lines(problems: &[Problem]) -> String {
+    problems
+        .iter()
+        .map(|p| p.to_string())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 impl LoadError {
+    /// Every problem, as the one-line messages printed to operators.
     pub fn problems(&self) -> Vec<String> {
         match self {
             LoadError::Io { .. } => vec![self.to_string()],
+            LoadError::Invalid { problems, .. } => problems.iter().map(|p| p.to_string()).collect(),
+        }
+    }
+
+    /// Every problem with its parts (origin, line or variable, path, message).
+    pub fn details(&self) -> Vec<Problem> {
+        match self {
+            LoadError::Io { path, .. } => vec![Problem::new(
+                &path.display().to_string(),
+                yaml::Origin::Unknown,
+                "",
+                self.to_string(),
+            )],
             LoadError::Invalid { problems, .. } => problems.clone(),
         }
     }
@@ -68,7 +93,7 @@ pub struct Loaded {
     pub server: ServerSpec,
     pub aws: AwsSpec,
     pub development: DevelopmentSpec,
-    /// Non-fatal findings (e.g. ambiguous source keys).
+    /// Non-fatal findings (e.g. ambiguous source keys), located like problems.
     pub warnings: Vec<String>,
     /// Files read for key material and secrets.
     pub watched_files: Vec<PathBuf>,
@@ -84,33 +109,39 @@ pub fn load(path: &Path, options: &LoadOptions) -> Result<Loaded, LoadError> {
     load_str(&text, &path.display().to_string(), &base, options)
 }
 
-/// Parses only the file structure (no key loading): used to find dev keys to create.
-pub fn parse_file(text: &str, origin: &str, env_overrides: bool) -> Result<ConfigFile, LoadError> {
-    let mut figment = Figment::from(Yaml::string(text));
+/// The located tree of a file, with the environment overlaid when asked.
+fn document(text: &str, origin: &str, env_overrides: bool) -> Document {
+    let mut doc = Document::parse(text, origin);
     if env_overrides {
-        figment = figment.merge(
-            Env::prefixed("RESEAL_")
-                .filter(|k| k.as_str().contains("__"))
-                .split("__"),
-        );
+        doc.apply_env(std::env::vars());
     }
-    figment
-        .extract::<ConfigFile>()
-        .map_err(|err| LoadError::Invalid {
-            origin: origin.to_owned(),
-            problems: err
-                .into_iter()
-                .map(|e| {
-                    let path = e.path.join(".");
-                    let what = e.kind.to_string();
-                    if path.is_empty() {
-                        format!("{origin}: {what}")
-                    } else {
-                        format!("{origin}: {path}: {what}")
-                    }
-                })
-                .collect(),
-        })
+    doc
+}
+
+/// Parses only the file structure (no key loading): the settings read at
+/// start, and the dev keys to create. Every structural problem is reported.
+pub fn parse_file(text: &str, origin: &str, env_overrides: bool) -> Result<ConfigFile, LoadError> {
+    let mut doc = document(text, origin, env_overrides);
+    let file = yaml::deserialize::<ConfigFile>(&mut doc);
+    match file {
+        Some(file) if doc.problems.is_empty() => Ok(file),
+        _ => {
+            sort(&mut doc.problems);
+            Err(LoadError::Invalid {
+                origin: origin.to_owned(),
+                problems: doc.problems,
+            })
+        }
+    }
+}
+
+/// In reading order: the file as a whole, then by line, then the environment.
+fn sort(problems: &mut [Problem]) {
+    problems.sort_by_key(|p| match p.line {
+        yaml::Origin::Unknown => (0, 0, 0),
+        yaml::Origin::File { line, column } => (1, line, column),
+        yaml::Origin::Env(_) => (2, 0, 0),
+    });
 }
 
 /// Compiles YAML text. `base_dir` anchors relative `file:` references.
@@ -120,27 +151,46 @@ pub fn load_str(
     base_dir: &Path,
     options: &LoadOptions,
 ) -> Result<Loaded, LoadError> {
-    let file = parse_file(text, origin, options.env_overrides)?;
+    let mut doc = document(text, origin, options.env_overrides);
+    let file = yaml::deserialize::<ConfigFile>(&mut doc);
+    let file = match file {
+        // A syntax error leaves nothing worth checking further.
+        Some(file) if !doc.is_consequence("") => file,
+        _ => {
+            sort(&mut doc.problems);
+            return Err(LoadError::Invalid {
+                origin: origin.to_owned(),
+                problems: doc.problems,
+            });
+        }
+    };
     let digest = hex::encode(
         aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, text.as_bytes()).as_ref(),
     );
     let mut b = Builder {
-        origin: origin.to_owned(),
+        doc: &doc,
         base_dir: base_dir.to_owned(),
         aws: options.aws.clone(),
         problems: Vec::new(),
         warnings: Vec::new(),
         watched: Vec::new(),
+        fingerprints: Vec::new(),
     };
+    b.settings(&file);
     let limits = b.limits(&file);
     let sources = b.sources(&file, &limits);
     let consumers = b.consumers(&file);
     let routes = b.routes(&file, &consumers);
     let callers = b.callers(&file, &consumers, &routes);
-    if !b.problems.is_empty() {
+    b.consistency(&file);
+    let (builder_problems, warnings, watched) = (b.problems, b.warnings, b.watched);
+    let mut problems = doc.problems;
+    problems.extend(builder_problems);
+    sort(&mut problems);
+    if !problems.is_empty() {
         return Err(LoadError::Invalid {
-            origin: b.origin,
-            problems: b.problems,
+            origin: origin.to_owned(),
+            problems,
         });
     }
     Ok(Loaded {
@@ -157,8 +207,8 @@ pub fn load_str(
         server: file.server,
         aws: file.aws,
         development: file.development,
-        warnings: b.warnings,
-        watched_files: b.watched,
+        warnings,
+        watched_files: watched,
     })
 }
 
@@ -173,6 +223,29 @@ fn aws_only_fields(spec: &SourceSpec) -> [(&'static str, bool); 5] {
     ]
 }
 
+/// Where a source's material comes from, for operators (never the material).
+fn source_reference(spec: &SourceSpec) -> String {
+    match spec.kind {
+        SourceKind::RawRsa => spec.private_key.as_ref().map(ToString::to_string),
+        SourceKind::RawAes => spec.key.as_ref().map(ToString::to_string),
+        SourceKind::AwsKms => spec.key_ids.as_ref().map(|ids| ids.join(", ")),
+        SourceKind::AwsKmsDiscovery => spec.discovery_filter.as_ref().map(|f| {
+            format!(
+                "KMS keys of partition {} in account(s) {}",
+                f.partition,
+                f.account_ids.join(", ")
+            )
+        }),
+        SourceKind::SsmDiscovery => spec.parameter_template.as_ref().map(|t| {
+            format!(
+                "ssm:{t} (key names: {})",
+                spec.key_name_pattern.as_deref().unwrap_or("uuid")
+            )
+        }),
+    }
+    .unwrap_or_default()
+}
+
 /// What each source type compiles to, before the parts every type shares.
 struct SourceShape {
     provider_id: String,
@@ -180,14 +253,25 @@ struct SourceShape {
     material: SourceMaterial,
 }
 
-struct Builder {
-    origin: String,
+struct Builder<'d> {
+    /// The tree the model came from: where each path is written, and which
+    /// paths already had a problem (later ones under them are consequences).
+    doc: &'d Document,
     base_dir: PathBuf,
     aws: Option<Arc<AwsKeys>>,
-    problems: Vec<String>,
+    problems: Vec<Problem>,
     warnings: Vec<String>,
     /// Files read for key material and secrets (watched for changes with the config).
     watched: Vec<PathBuf>,
+    /// Key material by entry, to find a source and a consumer sharing a key.
+    fingerprints: Vec<(String, Material)>,
+}
+
+/// What identifies a key's material, for the sharing check.
+#[derive(Clone, PartialEq, Eq)]
+enum Material {
+    Local(Fingerprint),
+    Kms(String),
 }
 
 /// Provider id of consumer keys unless configured: what the consumer's keyring expects.
@@ -200,19 +284,25 @@ pub const DEFAULT_EXPIRY_WARNING: Duration = Duration::from_secs(30 * 24 * 3600)
 /// Largest envelope frame length accepted in configuration.
 const MAX_FRAME_LENGTH: u32 = 1 << 20;
 
-impl Builder {
+impl Builder<'_> {
     fn problem(&mut self, entry: &str, field: &str, msg: impl std::fmt::Display) {
-        let at = if field.is_empty() {
+        let path = if field.is_empty() {
             entry.to_owned()
         } else {
             format!("{entry}.{field}")
         };
-        self.problems.push(format!("{}: {at}: {msg}", self.origin));
+        if self.doc.is_consequence(&path) {
+            return;
+        }
+        let at = self.doc.locate(&path);
+        self.problems
+            .push(Problem::new(&self.doc.origin, at, path, msg.to_string()));
     }
 
     fn warn(&mut self, entry: &str, msg: impl std::fmt::Display) {
+        let at = self.doc.locate(entry);
         self.warnings
-            .push(format!("{}: {entry}: {msg}", self.origin));
+            .push(Problem::new(&self.doc.origin, at, entry, msg.to_string()).to_string());
     }
 
     fn required<'a, T>(
@@ -304,6 +394,10 @@ impl Builder {
         field: &str,
     ) -> Option<RawAesKeyring> {
         let bytes = self.aes_key(r, entry, field)?;
+        self.fingerprints.push((
+            entry.to_owned(),
+            Material::Local(Fingerprint::of_secret(&bytes)),
+        ));
         match RawAesKeyring::new(provider_id, key_name, &bytes) {
             Ok(k) => Some(k),
             Err(e) => {
@@ -322,6 +416,74 @@ impl Builder {
             }
         }
         set
+    }
+
+    /// The settings read at start (`server`, `telemetry`): values the types
+    /// alone do not rule out.
+    fn settings(&mut self, file: &ConfigFile) {
+        let server = &file.server;
+        if !matches!(server.log_format.as_str(), "json" | "text") {
+            let hint = match yaml::suggest(&server.log_format, &["json", "text"]) {
+                Some(s) => format!("; did you mean `{s}`?"),
+                None => String::new(),
+            };
+            self.problem(
+                "server",
+                "log_format",
+                format!("must be `json` or `text`{hint}"),
+            );
+        }
+        let http = server.http_listen.clone().unwrap_or_else(|| "off:0".into());
+        for (field, addr) in [
+            ("listen", &server.listen),
+            ("health_listen", &server.health_listen),
+            ("admin_listen", &server.admin_listen),
+            ("http_listen", &http),
+        ] {
+            let port = addr
+                .rsplit_once(':')
+                .filter(|(host, _)| !host.is_empty())
+                .and_then(|(_, p)| p.parse::<u16>().ok());
+            if port.is_none() {
+                self.problem(
+                    "server",
+                    field,
+                    "must be HOST:PORT, e.g. `0.0.0.0:50051` or `[::]:50051`",
+                );
+            }
+        }
+        for (field, value) in [
+            ("max_request_bytes", server.max_request_bytes),
+            ("max_concurrent_requests", server.max_concurrent_requests),
+        ] {
+            if value == 0 {
+                self.problem("server", field, "must be greater than 0");
+            }
+        }
+        if server.request_timeout.is_zero() {
+            self.problem(
+                "server",
+                "request_timeout",
+                "must be longer than 0, e.g. `10s`",
+            );
+        }
+        let t = &file.telemetry;
+        if !(0.0..=1.0).contains(&t.sample_ratio) {
+            self.problem(
+                "telemetry",
+                "sample_ratio",
+                "must be between 0.0 and 1.0 (the fraction of requests traced)",
+            );
+        }
+        if let Some(url) = &t.otlp_endpoint {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                self.problem(
+                    "telemetry",
+                    "otlp_endpoint",
+                    "must be an http:// or https:// URL, e.g. `http://otel-collector:4317`",
+                );
+            }
+        }
     }
 
     fn limits(&mut self, file: &ConfigFile) -> BrokerLimits {
@@ -467,6 +629,8 @@ impl Builder {
             window,
             policy,
             context_rules,
+            expiry_warning: spec.expiry_warning.unwrap_or(DEFAULT_EXPIRY_WARNING),
+            reference: source_reference(spec),
         })
     }
 
@@ -491,7 +655,14 @@ impl Builder {
             }
             local => {
                 let pem = self.material(local, entry, "private_key")?;
-                match RawRsaKeyring::from_private_pem(&provider_id, &key_name, padding, &pem) {
+                let parsed = raw_rsa::parse_private_key_pem(&pem).and_then(|private| {
+                    if let Some(fp) = Fingerprint::of_public_key(&private.public_key()) {
+                        self.fingerprints
+                            .push((entry.to_owned(), Material::Local(fp)));
+                    }
+                    RawRsaKeyring::from_private_key(&provider_id, &key_name, padding, private)
+                });
+                match parsed {
                     Ok(k) => SourceMaterial::Local(Arc::new(k)),
                     Err(e) => {
                         self.problem(entry, "private_key", format!("{e} (from {local})"));
@@ -593,6 +764,10 @@ impl Builder {
                 );
                 valid = false;
             }
+        }
+        for id in ids {
+            self.fingerprints
+                .push((entry.to_owned(), Material::Kms(id.clone())));
         }
         let aws = self.aws_keys(entry, "type")?;
         valid.then(|| SourceShape {
@@ -718,7 +893,7 @@ impl Builder {
     }
 
     fn consumer(&mut self, id: &str, spec: &ConsumerSpec, entry: &str) -> Option<Consumer> {
-        if spec.keys.is_empty() {
+        if spec.keys.is_empty() && !self.doc.has_entries(&format!("{entry}.keys")) {
             self.problem(entry, "keys", "at least one key is required");
         }
         let suite = match &spec.suite {
@@ -846,6 +1021,12 @@ impl Builder {
             ConsumerKeyKind::AwsKms => None,
             _ => Some((provider_id, key_name)),
         };
+        let reference = match spec.kind {
+            ConsumerKeyKind::RsaPublic => spec.public_key.as_ref().map(ToString::to_string),
+            ConsumerKeyKind::X509 => spec.certificate.as_ref().map(ToString::to_string),
+            ConsumerKeyKind::RawAes => spec.key.as_ref().map(ToString::to_string),
+            ConsumerKeyKind::AwsKms => spec.key_id.clone(),
+        };
         Some((
             ConsumerKey {
                 id: id.to_owned(),
@@ -853,6 +1034,9 @@ impl Builder {
                 wrap,
                 window,
                 certificate,
+                provider_id: name.as_ref().map(|n| n.0.clone()),
+                key_name: name.as_ref().map(|n| n.1.clone()),
+                reference: reference.unwrap_or_default(),
             },
             name,
         ))
@@ -937,6 +1121,10 @@ impl Builder {
         key_name: &str,
         padding: RsaPadding,
     ) -> Option<ConsumerWrap> {
+        if let Some(fp) = Fingerprint::of_public_key(&public) {
+            self.fingerprints
+                .push((entry.to_owned(), Material::Local(fp)));
+        }
         if public.key_size_bits() < 2048 {
             self.problem(
                 entry,
@@ -998,6 +1186,8 @@ impl Builder {
             );
             return None;
         }
+        self.fingerprints
+            .push((entry.to_owned(), Material::Kms(key_id.clone())));
         let aws = self.aws_keys(entry, "key_id")?;
         Some(ConsumerWrap::Kms(aws.kms_recipient(key_id)))
     }
@@ -1008,6 +1198,7 @@ impl Builder {
         consumers: &BTreeMap<String, Arc<Consumer>>,
     ) -> BTreeMap<String, Vec<String>> {
         let mut out = BTreeMap::new();
+        let written = self.doc.section_keys("consumers");
         for (name, members) in &file.routes {
             let entry = format!("routes.{name}");
             if members.is_empty() {
@@ -1015,8 +1206,12 @@ impl Builder {
             }
             let mut list = Vec::new();
             for c in members {
-                if !consumers.contains_key(c) && !file.consumers.contains_key(c) {
-                    self.problem(&entry, "", format!("unknown consumer `{c}`"));
+                if !consumers.contains_key(c)
+                    && !file.consumers.contains_key(c)
+                    && !written.contains(c)
+                {
+                    let msg = unknown("consumer", c, &written);
+                    self.problem(&entry, "", msg);
                 } else if !list.contains(c) {
                     list.push(c.clone());
                 }
@@ -1033,6 +1228,8 @@ impl Builder {
         routes: &BTreeMap<String, Vec<String>>,
     ) -> Callers {
         let mut entries = Vec::new();
+        let written_routes = self.doc.section_keys("routes");
+        let written_consumers = self.doc.section_keys("consumers");
         for (name, spec) in &file.callers {
             let entry = format!("callers.{name}");
             if spec.identities.is_empty() && spec.tokens.is_empty() && spec.basic.is_empty() {
@@ -1050,13 +1247,23 @@ impl Builder {
                 );
             }
             for r in &spec.routes {
-                if r != "*" && !routes.contains_key(r) && !file.routes.contains_key(r) {
-                    self.problem(&entry, "routes", format!("unknown route `{r}`"));
+                if r != "*"
+                    && !routes.contains_key(r)
+                    && !file.routes.contains_key(r)
+                    && !written_routes.contains(r)
+                {
+                    let msg = unknown("route", r, &written_routes);
+                    self.problem(&entry, "routes", msg);
                 }
             }
             for c in &spec.consumers {
-                if c != "*" && !consumers.contains_key(c) && !file.consumers.contains_key(c) {
-                    self.problem(&entry, "consumers", format!("unknown consumer `{c}`"));
+                if c != "*"
+                    && !consumers.contains_key(c)
+                    && !file.consumers.contains_key(c)
+                    && !written_consumers.contains(c)
+                {
+                    let msg = unknown("consumer", c, &written_consumers);
+                    self.problem(&entry, "consumers", msg);
                 }
             }
             let tokens = spec
@@ -1137,5 +1344,99 @@ impl Builder {
             return None;
         }
         Some(Secret::Known(SecretDigest::of(secret.as_bytes())))
+    }
+
+    /// Checks across sections: what would make a registry that loads but
+    /// cannot work (refused), or works in a way nobody meant (warned).
+    fn consistency(&mut self, file: &ConfigFile) {
+        // Callers are identified by their client certificate: without mutual
+        // TLS nobody has an identity, and every call fails UNAUTHENTICATED.
+        let mtls = file
+            .server
+            .tls
+            .as_ref()
+            .is_some_and(|t| t.client_ca_file.is_some());
+        if !mtls {
+            for (name, spec) in &file.callers {
+                if !spec.identities.is_empty() {
+                    self.problem(
+                        &format!("callers.{name}"),
+                        "identities",
+                        "callers are identified by their client certificate, but mutual TLS is off \
+                         (`server.tls.client_ca_file` is not set): every call would fail UNAUTHENTICATED; \
+                         set `server.tls` with `client_ca_file`, or remove `callers`",
+                    );
+                }
+            }
+        }
+        // Tokens and Basic credentials travel in the request: without TLS on
+        // some door they would be refused (or, allowed, sent in clear).
+        let tls = file.server.tls.is_some();
+        if !tls && !file.server.allow_plaintext_credentials {
+            for (name, spec) in &file.callers {
+                for (field, present) in [
+                    ("tokens", !spec.tokens.is_empty()),
+                    ("basic", !spec.basic.is_empty()),
+                ] {
+                    if present {
+                        self.problem(
+                            &format!("callers.{name}"),
+                            field,
+                            "credentials are refused over plaintext connections, and `server.tls` is \
+                             not set: every call would fail UNAUTHENTICATED; set `server.tls`, or \
+                             (development only) `server.allow_plaintext_credentials: true`",
+                        );
+                    }
+                }
+            }
+        }
+        // An empty registry opens or seals nothing, yet would report ready.
+        if !file.allow_empty {
+            if file.sources.is_empty() && self.doc.section_keys("sources").is_empty() {
+                self.problem(
+                    "sources",
+                    "",
+                    "no source keys: reseal could open no input (add `sources`, or set \
+                     `allow_empty: true` to start without any)",
+                );
+            }
+            if file.consumers.is_empty() && self.doc.section_keys("consumers").is_empty() {
+                self.problem(
+                    "consumers",
+                    "",
+                    "no consumers: reseal could seal for nobody (add `consumers`, or set \
+                     `allow_empty: true` to start without any)",
+                );
+            }
+        }
+        // A source and a consumer with the same key: whoever holds the
+        // consumer's key opens the source's inputs, and the other way round.
+        let fingerprints = std::mem::take(&mut self.fingerprints);
+        for (source, m) in fingerprints
+            .iter()
+            .filter(|(e, _)| e.starts_with("sources."))
+        {
+            for (consumer, _) in fingerprints
+                .iter()
+                .filter(|(e, m2)| e.starts_with("consumers.") && m2 == m)
+            {
+                self.warn(
+                    source,
+                    format!(
+                        "uses the same key material as `{consumer}`: whoever holds that consumer's key \
+                         can also open every input this source opens; give the consumer a key of its own"
+                    ),
+                );
+            }
+        }
+    }
+}
+
+/// "unknown consumer `x`", with the nearest configured name when one is close.
+fn unknown(what: &str, name: &str, known: &[String]) -> String {
+    let names: Vec<&str> = known.iter().map(String::as_str).collect();
+    match yaml::suggest(name, &names) {
+        Some(s) => format!("unknown {what} `{name}`; did you mean `{s}`?"),
+        None => format!("unknown {what} `{name}`"),
     }
 }

@@ -10,7 +10,8 @@ use std::sync::Arc;
 
 use time::OffsetDateTime;
 
-use super::{ConsumerWrap, Registry, SourceMaterial, WindowStatus};
+use super::listing::{rfc3339, CertificateDates};
+use super::{CertificateInfo, ConsumerWrap, Registry, SourceMaterial, WindowStatus};
 use crate::esdk::{
     self, AlgorithmSuite, DecryptPolicy, EncryptionContext, EncryptionMaterials, IdentitySet,
     Keyring, Recipient,
@@ -20,6 +21,8 @@ use crate::keys::remote::KeyAccessError;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
 pub enum CheckStatus {
     Ok,
+    /// Not exercised: the key needs AWS and the self-test ran offline.
+    Skip,
     Warn,
     Fail,
 }
@@ -28,10 +31,19 @@ impl fmt::Display for CheckStatus {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             CheckStatus::Ok => "OK",
+            CheckStatus::Skip => "SKIP",
             CheckStatus::Warn => "WARN",
             CheckStatus::Fail => "FAIL",
         })
     }
+}
+
+/// How the self-test runs.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SelfTestOptions {
+    /// Make no AWS call: AWS-backed keys are compiled (their configuration is
+    /// checked) but not exercised, and reported as SKIP.
+    pub offline: bool,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -42,6 +54,14 @@ pub struct Check {
     pub detail: String,
     /// A blocking failure refuses the whole registry.
     pub blocking: bool,
+    /// The key's window (a consumer key's bounded by its certificate; a
+    /// source's `not_before` / `decrypt_until`), RFC 3339; rows of keys only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub not_before: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub not_after: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub certificate: Option<CertificateDates>,
 }
 
 impl Check {
@@ -51,6 +71,9 @@ impl Check {
             status,
             detail: detail.into(),
             blocking: false,
+            not_before: None,
+            not_after: None,
+            certificate: None,
         }
     }
 
@@ -128,18 +151,42 @@ async fn remote_self_test(wrap: &ConsumerWrap) -> Result<String, KeyAccessError>
 
 /// Runs every check. AWS-backed keys are exercised through AWS.
 pub async fn self_test(registry: &Registry, now: OffsetDateTime) -> Vec<Check> {
+    self_test_with(registry, now, SelfTestOptions::default()).await
+}
+
+/// Runs every check, offline when asked (no AWS call).
+pub async fn self_test_with(
+    registry: &Registry,
+    now: OffsetDateTime,
+    options: SelfTestOptions,
+) -> Vec<Check> {
     let mut rows = Vec::new();
     for source in registry.sources.iter() {
         let entry = format!("sources.{}", source.id);
-        let window_note = match source.window.status(now) {
-            WindowStatus::Active => None,
-            WindowStatus::NotYetValid => {
-                Some((CheckStatus::Ok, "not yet valid (starts later)".to_string()))
-            }
-            WindowStatus::Expired => Some((
-                CheckStatus::Warn,
-                "past `decrypt_until`: no longer used".to_string(),
+        let window_note = match (source.window.status(now), source.window.not_after) {
+            (WindowStatus::NotYetValid, _) => Some((
+                CheckStatus::Ok,
+                format!(
+                    "not yet valid (starts {})",
+                    source.window.not_before.map(rfc3339).unwrap_or_default()
+                ),
             )),
+            (WindowStatus::Expired, end) => Some((
+                CheckStatus::Warn,
+                format!(
+                    "past `decrypt_until` ({}): no longer used",
+                    end.map(rfc3339).unwrap_or_default()
+                ),
+            )),
+            (WindowStatus::Active, Some(end)) if end - now < source.expiry_warning => Some((
+                CheckStatus::Warn,
+                format!(
+                    "`decrypt_until` is {} ({} days from now): inputs under this key stop opening then",
+                    rfc3339(end),
+                    days(end - now)
+                ),
+            )),
+            (WindowStatus::Active, _) => None,
         };
         let row = match &source.material {
             SourceMaterial::Local(keyring) => {
@@ -159,19 +206,30 @@ pub async fn self_test(registry: &Registry, now: OffsetDateTime) -> Vec<Check> {
                     }
                 }
             }
+            SourceMaterial::Remote(_) if options.offline => Check::new(
+                entry,
+                CheckStatus::Skip,
+                format!("{}: not exercised (offline: no AWS call)", source.reference),
+            ),
             SourceMaterial::Remote(remote) => match remote.self_test().await {
                 Ok(detail) => Check::new(entry, CheckStatus::Ok, detail),
                 Err(e) => remote_failure(entry, e),
             },
         };
-        rows.push(match window_note {
-            Some((status, note)) if row.status == CheckStatus::Ok => Check {
+        let row = match window_note {
+            Some((status, note)) if row.status <= CheckStatus::Skip => Check {
                 status: status.max(row.status),
                 detail: format!("{}; {note}", row.detail),
                 ..row
             },
             _ => row,
-        });
+        };
+        rows.push(with_dates(
+            row,
+            source.window.not_before,
+            source.window.not_after,
+            None,
+        ));
     }
 
     for consumer in registry.consumers.values() {
@@ -188,20 +246,14 @@ pub async fn self_test(registry: &Registry, now: OffsetDateTime) -> Vec<Check> {
                     CheckStatus::Fail,
                     vec![format!(
                         "{what} ended {}; the key is not used",
-                        key.window
-                            .not_after
-                            .map(|t| t.date().to_string())
-                            .unwrap_or_default()
+                        key.window.not_after.map(rfc3339).unwrap_or_default()
                     )],
                 ),
                 WindowStatus::NotYetValid => (
                     CheckStatus::Ok,
                     vec![format!(
                         "starts {}",
-                        key.window
-                            .not_before
-                            .map(|t| t.date().to_string())
-                            .unwrap_or_default()
+                        key.window.not_before.map(rfc3339).unwrap_or_default()
                     )],
                 ),
                 WindowStatus::Active => {
@@ -212,7 +264,7 @@ pub async fn self_test(registry: &Registry, now: OffsetDateTime) -> Vec<Check> {
                             vec![format!(
                                 "{what} expires in {} days ({})",
                                 days(end - now),
-                                end.date()
+                                rfc3339(end)
                             )],
                         ),
                         _ => (CheckStatus::Ok, vec![]),
@@ -236,6 +288,15 @@ pub async fn self_test(registry: &Registry, now: OffsetDateTime) -> Vec<Check> {
                         }
                     }
                 }
+                ConsumerWrap::Fetched(_) | ConsumerWrap::Kms(_) if options.offline => {
+                    if status == CheckStatus::Ok {
+                        status = CheckStatus::Skip;
+                    }
+                    notes.insert(
+                        0,
+                        format!("{}: not exercised (offline: no AWS call)", key.reference),
+                    );
+                }
                 ConsumerWrap::Fetched(_) | ConsumerWrap::Kms(_) => {
                     match remote_self_test(&key.wrap).await {
                         Ok(detail) => notes.insert(0, detail),
@@ -251,12 +312,21 @@ pub async fn self_test(registry: &Registry, now: OffsetDateTime) -> Vec<Check> {
             if let Some(cert) = &key.certificate {
                 notes.push(format!("subject {}", cert.subject));
             }
-            rows.push(Check {
+            let row = Check {
                 entry,
                 status,
                 detail: notes.join("; "),
                 blocking,
-            });
+                not_before: None,
+                not_after: None,
+                certificate: None,
+            };
+            rows.push(with_dates(
+                row,
+                key.window.not_before,
+                key.window.not_after,
+                key.certificate.as_ref(),
+            ));
         }
         if active == 0 {
             rows.push(Check::new(
@@ -266,5 +336,56 @@ pub async fn self_test(registry: &Registry, now: OffsetDateTime) -> Vec<Check> {
             ));
         }
     }
+
+    for (name, members) in &registry.routes {
+        let live = members.iter().any(|c| {
+            registry
+                .consumers
+                .get(c)
+                .is_some_and(|c| c.active_keys(now).next().is_some())
+        });
+        if !live {
+            rows.push(Check::new(
+                format!("routes.{name}"),
+                CheckStatus::Warn,
+                format!(
+                    "no consumer of this route has an active key now ({}): calls on it fail with KEY_EXPIRED",
+                    members.join(", ")
+                ),
+            ));
+        }
+    }
     rows
+}
+
+/// Adds a key's window (and certificate) to its row, in the detail and as data.
+fn with_dates(
+    mut row: Check,
+    not_before: Option<OffsetDateTime>,
+    not_after: Option<OffsetDateTime>,
+    certificate: Option<&CertificateInfo>,
+) -> Check {
+    let window = match (not_before, not_after) {
+        (None, None) => "window: no end date".to_owned(),
+        (Some(a), None) => format!("window: from {}, no end date", rfc3339(a)),
+        (None, Some(b)) => format!("window: until {}", rfc3339(b)),
+        (Some(a), Some(b)) => format!("window: from {} until {}", rfc3339(a), rfc3339(b)),
+    };
+    row.detail = format!("{}; {window}", row.detail);
+    if let Some(c) = certificate {
+        row.detail = format!(
+            "{}; certificate valid from {} until {}",
+            row.detail,
+            rfc3339(c.not_before),
+            rfc3339(c.not_after)
+        );
+    }
+    row.not_before = not_before.map(rfc3339);
+    row.not_after = not_after.map(rfc3339);
+    row.certificate = certificate.map(|c| CertificateDates {
+        subject: c.subject.clone(),
+        not_before: rfc3339(c.not_before),
+        not_after: rfc3339(c.not_after),
+    });
+    row
 }

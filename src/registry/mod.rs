@@ -8,8 +8,10 @@
 mod build;
 mod check;
 mod devkeys;
+pub mod listing;
 pub mod model;
 mod reload;
+mod yaml;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -28,10 +30,11 @@ use crate::telemetry::KeyExpiry;
 pub use build::{
     load, load_str, parse_file, LoadError, LoadOptions, Loaded, DEFAULT_CONSUMER_SUITE,
 };
-pub use check::{self_test, Check, CheckStatus};
+pub use check::{self_test, self_test_with, Check, CheckStatus, SelfTestOptions};
 pub use devkeys::generate_missing_dev_keys;
 pub use model::{ConfigFile, ConsumerKeyKind, ContextField, SourceKind};
 pub use reload::{ConfigSource, RegistryHandle, ReloadOutcome};
+pub use yaml::{Origin, Problem};
 
 /// When a key may be used. Open ends are unbounded.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -138,6 +141,11 @@ pub struct SourceKey {
     pub window: Window,
     pub policy: DecryptPolicy,
     pub context_rules: ContextRules,
+    /// How long before `decrypt_until` the self-test warns.
+    pub expiry_warning: Duration,
+    /// Where the material comes from, for operators (`file:...`, `ssm:...`,
+    /// KMS key ids, a discovery rule); never the material itself.
+    pub reference: String,
 }
 
 impl fmt::Debug for SourceKey {
@@ -278,6 +286,11 @@ pub struct ConsumerKey {
     /// The key's own window intersected with its certificate's validity.
     pub window: Window,
     pub certificate: Option<CertificateInfo>,
+    /// EDK provider id and key name the consumer's keyring expects (None for KMS keys).
+    pub provider_id: Option<String>,
+    pub key_name: Option<String>,
+    /// Where the key comes from (`file:...`, `ssm:...`, a KMS key id); never the material.
+    pub reference: String,
 }
 
 /// Which input context keys an envelope copies.
@@ -491,26 +504,39 @@ pub struct Registry {
 }
 
 impl Registry {
-    /// Every consumer key window and certificate that ends, for the expiry gauges.
+    /// When each key stops being usable, for the expiry gauges: every
+    /// consumer key's window (bounded by its certificate) and every source's
+    /// `decrypt_until` that ends.
     pub fn expiries(&self) -> Vec<KeyExpiry> {
         let mut out = Vec::new();
+        for source in self.sources.iter() {
+            if let Some(not_after) = source.window.not_after {
+                out.push(KeyExpiry {
+                    kind: "source",
+                    id: source.id.clone(),
+                    key: source.key_name.clone().unwrap_or_else(|| source.id.clone()),
+                    not_after,
+                });
+            }
+        }
         for consumer in self.consumers.values() {
             for key in &consumer.keys {
                 if let Some(not_after) = key.window.not_after {
                     out.push(KeyExpiry {
-                        consumer: consumer.id.clone(),
+                        kind: "consumer",
+                        id: consumer.id.clone(),
                         key: key.id.clone(),
-                        kind: if key.certificate.is_some() {
-                            "certificate"
-                        } else {
-                            "key_window"
-                        },
                         not_after,
                     });
                 }
             }
         }
         out
+    }
+
+    /// Every source and consumer key, for `reseal keys` and `reseal validate`.
+    pub fn key_listing(&self, now: OffsetDateTime) -> Vec<listing::KeyListing> {
+        listing::list(self, now)
     }
 }
 

@@ -42,6 +42,9 @@ pub struct ConfigFile {
     pub routes: BTreeMap<String, Vec<String>>,
     /// Who may call, and for what. Empty: every authenticated caller may target everything.
     pub callers: BTreeMap<String, CallerSpec>,
+    /// Start (and validate) with no source or no consumer. Off: such a
+    /// registry can open or seal nothing, so it is refused rather than served.
+    pub allow_empty: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -61,8 +64,7 @@ pub struct ServerSpec {
     pub tls: Option<TlsSpec>,
     /// Largest gRPC request accepted, in bytes (checked before decoding).
     pub max_request_bytes: usize,
-    /// Requests processed at once, over every door; beyond it calls are shed
-    /// with RESOURCE_EXHAUSTED.
+    /// Requests processed at once; beyond it calls are shed with RESOURCE_EXHAUSTED.
     pub max_concurrent_requests: usize,
     /// Accept bearer tokens and Basic credentials over plaintext connections.
     /// For development only: on a network they would travel in clear.
@@ -344,13 +346,16 @@ pub struct SourceSpec {
     pub key_name_pattern: Option<String>,
     /// ssm-discovery: parameter path template, e.g. `/amazon-connect/encryption/{key_id}/private-key`.
     pub parameter_template: Option<String>,
-    #[serde(default, with = "time::serde::rfc3339::option")]
+    #[serde(default, with = "rfc3339")]
     pub not_before: Option<OffsetDateTime>,
     /// End of a retired key's grace period (e.g. Genesys Cloud's 31 days).
-    #[serde(default, with = "time::serde::rfc3339::option")]
+    #[serde(default, with = "rfc3339")]
     pub decrypt_until: Option<OffsetDateTime>,
     #[serde(default)]
     pub encryption_context: ContextRulesSpec,
+    /// Warn this long before `decrypt_until`. Default 30 days.
+    #[serde(default, with = "humantime_serde::option")]
+    pub expiry_warning: Option<Duration>,
     /// Suites accepted from this source (hex ids). Default: every suite with a KDF.
     pub allowed_suites: Option<Vec<String>>,
     /// Accept only key-committing suites from this source.
@@ -433,9 +438,9 @@ pub struct ConsumerKeySpec {
     pub provider_id: Option<String>,
     /// EDK key name the consumer's keyring expects; default: this key's id.
     pub key_name: Option<String>,
-    #[serde(default, with = "time::serde::rfc3339::option")]
+    #[serde(default, with = "rfc3339")]
     pub not_before: Option<OffsetDateTime>,
-    #[serde(default, with = "time::serde::rfc3339::option")]
+    #[serde(default, with = "rfc3339")]
     pub not_after: Option<OffsetDateTime>,
 }
 
@@ -563,6 +568,69 @@ impl<'de> Deserialize<'de> for SecretRef {
     }
 }
 
+/// Optional RFC 3339 date-times, with a message that shows the accepted form.
+mod rfc3339 {
+    use std::fmt;
+
+    use serde::de::{self, Deserializer, Visitor};
+    use time::format_description::well_known::Rfc3339;
+    use time::OffsetDateTime;
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<OffsetDateTime>, D::Error> {
+        Ok(Option::<Date>::deserialize(d)?.map(|Date(t)| t))
+    }
+
+    struct Date(OffsetDateTime);
+
+    impl<'de> serde::Deserialize<'de> for Date {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            d.deserialize_str(DateVisitor)
+        }
+    }
+
+    use serde::Deserialize as _;
+
+    struct DateVisitor;
+
+    impl Visitor<'_> for DateVisitor {
+        type Value = Date;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("an RFC 3339 date and time such as `2027-01-31T00:00:00Z`")
+        }
+
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<Date, E> {
+            if let Ok(t) = OffsetDateTime::parse(v.trim(), &Rfc3339) {
+                return Ok(Date(t));
+            }
+            let shown = if v.len() <= 64 && !v.contains('\n') {
+                format!("`{v}`")
+            } else {
+                "the value".into()
+            };
+            let bytes = v.as_bytes();
+            let date_only = v.len() == 10 && bytes[4] == b'-' && bytes[7] == b'-';
+            let hint = if date_only {
+                format!("; add the time and the zone: `{v}T00:00:00Z`")
+            } else if v.len() > 10 && bytes[10] == b' ' {
+                "; put a `T` between the date and the time".to_owned()
+            } else if v.len() >= 19
+                && !v.ends_with(['Z', 'z'])
+                && !bytes[19..].iter().any(|b| *b == b'+' || *b == b'-')
+            {
+                "; add the zone: `Z` for UTC, or an offset such as `+01:00`".to_owned()
+            } else {
+                String::new()
+            };
+            Err(E::custom(format!(
+                "{shown} is not an RFC 3339 date and time such as `2027-01-31T00:00:00Z`{hint}"
+            )))
+        }
+    }
+}
+
 /// Where key material comes from. Inline material never appears in logs or errors.
 #[derive(Clone)]
 pub enum KeyRef {
@@ -597,7 +665,17 @@ impl KeyRef {
         if t.starts_with("-----BEGIN") {
             return Ok(KeyRef::Inline(Zeroizing::new(t.to_owned())));
         }
-        Err("expected `file:PATH`, `env:VAR`, `ssm:/NAME`, `base64:...` or inline PEM".into())
+        // (The value is never quoted back: it may be key material without its prefix.)
+        let hint = if t.starts_with('/') || t.starts_with("./") || t.starts_with("../") {
+            "; a path needs the `file:` prefix (`file:/etc/reseal/keys/...`)"
+        } else if t.contains("-----BEGIN") {
+            "; inline PEM must start with its `-----BEGIN` line"
+        } else {
+            "; base64 key material needs the `base64:` prefix"
+        };
+        Err(format!(
+            "expected `file:PATH`, `env:VAR`, `ssm:/NAME`, `base64:...` or inline PEM{hint}"
+        ))
     }
 }
 

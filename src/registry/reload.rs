@@ -16,7 +16,7 @@ use super::build::{load_str, LoadOptions};
 use super::check::{self_test, Check, CheckStatus};
 use super::Registry;
 use crate::clock::Clock;
-use crate::telemetry::{Metrics, OutcomeLabels};
+use crate::telemetry::Metrics;
 
 /// Where the configuration comes from.
 #[derive(Clone, Debug)]
@@ -125,8 +125,7 @@ impl RegistryHandle {
 
     /// Installs a registry directly (tests, demo).
     pub fn install(&self, registry: Registry) {
-        self.metrics
-            .set_expiries(&registry.expiries(), self.clock.now());
+        self.metrics.set_expiries(&registry.expiries());
         self.current.store(Some(Arc::new(registry)));
     }
 
@@ -181,7 +180,7 @@ impl RegistryHandle {
         }
         for c in &checks {
             match c.status {
-                CheckStatus::Ok => {
+                CheckStatus::Ok | CheckStatus::Skip => {
                     tracing::debug!(entry = %c.entry, detail = %c.detail, "key check ok")
                 }
                 CheckStatus::Warn => {
@@ -208,15 +207,7 @@ impl RegistryHandle {
         );
         self.install(registry);
         *self.last_attempt.lock().unwrap_or_else(|e| e.into_inner()) = Some(d);
-        self.metrics
-            .registry_reloads
-            .get_or_create(&OutcomeLabels {
-                outcome: "ok".into(),
-            })
-            .inc();
-        self.metrics
-            .registry_last_success
-            .set(time::OffsetDateTime::now_utc().unix_timestamp() as f64);
+        self.metrics.registry_reload(true);
         ReloadOutcome::Applied {
             digest,
             warnings: loaded.warnings,
@@ -232,12 +223,7 @@ impl RegistryHandle {
         for p in &problems {
             tracing::error!(problem = %p, keeps_serving_previous = serving, "registry reload rejected");
         }
-        self.metrics
-            .registry_reloads
-            .get_or_create(&OutcomeLabels {
-                outcome: "failed".into(),
-            })
-            .inc();
+        self.metrics.registry_reload(false);
         ReloadOutcome::Rejected { problems }
     }
 

@@ -639,7 +639,7 @@ consumers:
     let metrics = harness_metrics(&running).await;
     assert!(
         metrics.contains(
-            "reseal_aws_calls_total{service=\"kms\",operation=\"Decrypt\",outcome=\"throttled\"}"
+            "reseal_aws_calls_total{service=\"kms\",operation=\"Decrypt\",outcome=\"UPSTREAM_UNAVAILABLE\",cause=\"THROTTLED\"}"
         ),
         "{metrics}"
     );

@@ -265,21 +265,26 @@ async fn every_reason_without_aws() {
     seen.0.insert("INTERNAL".into());
     running2.stop().await.unwrap();
 
-    // Callers configured but no client identity (no mTLS here): unauthenticated.
+    // Callers configured without mutual TLS: no caller could ever have an
+    // identity, so every call would be UNAUTHENTICATED. Such a registry is
+    // refused at start-up (UNAUTHENTICATED itself, a certificate without an
+    // identity under mTLS, is in tests/edge/mtls.rs).
     let cfg3 = fx.write(
         "callers.yaml",
         &standard_config("callers:\n  api:\n    identities: [spiffe://example/api]\n    routes: [card-capture]\n"),
     );
-    let running3 = start(&cfg3, manual_clock("2026-01-01T00:00:00Z")).await;
-    let mut c3 = client(&running3).await;
-    let mut r = msg(good.clone(), &[]);
-    r.route = "card-capture".into();
-    seen.expect(
-        c3.reencrypt(r).await,
-        "UNAUTHENTICATED",
-        Code::Unauthenticated,
-    );
-    running3.stop().await.unwrap();
+    let refused = reseal::app::start(
+        reseal::registry::ConfigSource::File(cfg3.clone()),
+        reseal::app::StartOptions::loopback(),
+    )
+    .await;
+    match refused {
+        Err(e) => assert!(
+            e.to_string().contains("callers.api.identities: callers are identified by their client certificate, but mutual TLS is off"),
+            "{e}"
+        ),
+        Ok(_) => panic!("callers without mutual TLS must be refused"),
+    }
 
     let want: BTreeSet<String> = [
         "NO_DATA_SUPPLIED",
@@ -296,7 +301,6 @@ async fn every_reason_without_aws() {
         "TOO_MANY_CONSUMERS",
         "BATCH_TOO_LARGE",
         "INTERNAL",
-        "UNAUTHENTICATED",
     ]
     .into_iter()
     .map(String::from)

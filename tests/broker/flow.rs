@@ -208,14 +208,19 @@ async fn health_is_serving_once_loaded_and_metrics_are_exposed() {
         ),
         "{body}"
     );
+    // One spelling of outcomes across metrics: OK or the reason.
     assert!(
-        body.contains("reseal_consumer_envelopes_total{consumer=\"payments\",outcome=\"ok\"} 1")
+        body.contains("reseal_consumer_envelopes_total{consumer=\"payments\",outcome=\"OK\"} 1")
     );
-    assert!(body.contains("reseal_source_key_uses_total{source=\"connect-a\",outcome=\"ok\"} 1"));
-    assert!(body.contains(
-        "reseal_key_expiry_days{consumer=\"ledger\",key=\"ledger-old\",kind=\"key_window\"}"
-    ));
-    assert!(body.contains("reseal_registry_reloads_total{outcome=\"ok\"} 1"));
+    assert!(body.contains("reseal_source_key_uses_total{source=\"connect-a\",outcome=\"OK\"} 1"));
+    // Expiry as data: the end of ledger-old's window, in Unix seconds.
+    assert!(
+        body.contains(
+            "reseal_key_not_after_timestamp_seconds{kind=\"consumer\",id=\"ledger\",key=\"ledger-old\"} 1909008000"
+        ),
+        "{body}"
+    );
+    assert!(body.contains("reseal_registry_reloads_total{outcome=\"OK\"} 1"));
     assert_eq!(http_get(running.admin_addr, "/readyz").await, "ready\n");
     running.stop().await.unwrap();
 }

@@ -6,6 +6,7 @@ mod harness;
 mod errors;
 mod flow;
 mod http;
+mod metrics;
 mod python;
 mod registry;
 mod reload;

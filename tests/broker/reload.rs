@@ -79,7 +79,7 @@ async fn twenty_four_reloads_under_load_lose_no_request() {
 
     let mut last_good = String::from("v0");
     for i in 1..=24 {
-        let (ok_before, failed_before) = (reloads("ok"), reloads("failed"));
+        let (ok_before, failed_before) = (reloads("OK"), reloads("FAILED"));
         let broken = (i % 2 == 0).then_some(i / 2 % 4);
         let purpose = format!("v{i}");
         fx.replace("reseal.yaml", &config(&purpose, broken));
@@ -88,20 +88,20 @@ async fn twenty_four_reloads_under_load_lose_no_request() {
         }
         // Wait for the watcher to pick the change up.
         let mut waited = 0;
-        while reloads("ok") == ok_before && reloads("failed") == failed_before {
+        while reloads("OK") == ok_before && reloads("FAILED") == failed_before {
             tokio::time::sleep(Duration::from_millis(10)).await;
             waited += 1;
             assert!(waited < 500, "reload {i} never happened");
         }
         if broken.is_some() {
             assert_eq!(
-                reloads("failed"),
+                reloads("FAILED"),
                 failed_before + 1,
                 "broken file {i} must be refused"
             );
         } else {
             assert_eq!(
-                reloads("ok"),
+                reloads("OK"),
                 ok_before + 1,
                 "good file {i} must be applied"
             );
@@ -124,8 +124,8 @@ async fn twenty_four_reloads_under_load_lose_no_request() {
         "load was too light: {}",
         ok.load(Ordering::Relaxed)
     );
-    assert_eq!(reloads("failed"), 12);
-    assert_eq!(reloads("ok"), 13); // initial load + 12 good files
+    assert_eq!(reloads("FAILED"), 12);
+    assert_eq!(reloads("OK"), 13); // initial load + 12 good files
 
     // The registry now serving is the last good one.
     let mut client = client(&running).await;

@@ -38,7 +38,7 @@ fn signal(child: &Child, sig: &str) {
     assert!(status.success());
 }
 
-const OK_RELOADS: &str = "reseal_registry_reloads_total{outcome=\"ok\"}";
+const OK_RELOADS: &str = "reseal_registry_reloads_total{outcome=\"OK\"}";
 
 /// `reseal serve` on `cfg` with free ports, its stderr going to `stderr`; returns
 /// once its first registry load is done, with the gRPC port.

@@ -207,36 +207,62 @@ async fn tokens_and_basic_credentials_over_tls() {
 async fn credentials_are_refused_over_plaintext_unless_allowed_for_development() {
     let fx = Fixture::new();
     let (route, _) = bodies();
-    for (extra, status, reason) in [
-        ("", 401, Some("UNAUTHENTICATED")),
-        ("  allow_plaintext_credentials: true\n", 200, None),
-    ] {
-        let cfg = fx.write("plain.yaml", &callers_config(&fx, extra));
-        let running = start(&cfg, manual_clock("2026-01-01T00:00:00Z")).await;
-        let mut c = Cases {
-            url: format!("http://{}", running.http_addr.unwrap()),
-            verify: json!(true),
-            body_route: route.clone(),
-            body_fraud: String::new(),
-            all: Vec::new(),
-        };
-        c.add(
-            &format!(
-                "a valid token over plaintext HTTP ({})",
-                if extra.is_empty() {
-                    "refused"
-                } else {
-                    "allowed for development"
-                }
-            ),
-            Some(&format!("Bearer {NEW_TOKEN}")),
-            &route,
-            status,
-            reason,
-        );
-        run_python_cases(Value::Array(c.all), fx.dir.path());
-        running.stop().await.unwrap();
-    }
+    // Callers with tokens and no TLS: the registry is refused before anything
+    // listens (every call would fail), naming the entry and field.
+    let cfg = fx.write("plain.yaml", &callers_config(&fx, ""));
+    let refused = match reseal::app::start(
+        reseal::registry::ConfigSource::File(cfg),
+        reseal::app::StartOptions::loopback(),
+    )
+    .await
+    {
+        Ok(_) => panic!("tokens without TLS must refuse the registry"),
+        Err(e) => e.to_string(),
+    };
+    assert!(
+        refused.contains("callers.genesys.tokens") && refused.contains("plaintext"),
+        "{refused}"
+    );
+    // Allowed for development: the token works over plaintext HTTP.
+    let cfg = fx.write(
+        "plain.yaml",
+        &callers_config(&fx, "  allow_plaintext_credentials: true\n"),
+    );
+    let running = start(&cfg, manual_clock("2026-01-01T00:00:00Z")).await;
+    let mut c = Cases {
+        url: format!("http://{}", running.http_addr.unwrap()),
+        verify: json!(true),
+        body_route: route.clone(),
+        body_fraud: String::new(),
+        all: Vec::new(),
+    };
+    c.add(
+        "a valid token over plaintext HTTP (allowed for development)",
+        Some(&format!("Bearer {NEW_TOKEN}")),
+        &route,
+        200,
+        None,
+    );
+    run_python_cases(Value::Array(std::mem::take(&mut c.all)), fx.dir.path());
+    running.stop().await.unwrap();
+    // No callers configured, a token sent over plaintext anyway: refused at
+    // the door, so the token is not taken to mean anything either way.
+    let cfg = fx.write(
+        "open.yaml",
+        &standard_config("").replace("server:\n", "server:\n  http_listen: 127.0.0.1:0\n"),
+    );
+    let running = start(&cfg, manual_clock("2026-01-01T00:00:00Z")).await;
+    c.url = format!("http://{}", running.http_addr.unwrap());
+    c.add(
+        "a token over plaintext HTTP (refused)",
+        Some(&format!("Bearer {NEW_TOKEN}")),
+        &route,
+        401,
+        Some("UNAUTHENTICATED"),
+    );
+    c.add("no token over plaintext HTTP", None, &route, 200, None);
+    run_python_cases(Value::Array(c.all), fx.dir.path());
+    running.stop().await.unwrap();
 }
 
 #[test]

@@ -226,7 +226,7 @@ async fn client_deadline_stops_the_work() {
             .envelopes
             .get_or_create(&ConsumerLabels {
                 consumer: "payments".into(),
-                outcome: "ok".into(),
+                outcome: "OK".into(),
             })
             .get()
     };

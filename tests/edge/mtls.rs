@@ -44,6 +44,20 @@ impl Ca {
     }
 }
 
+impl Ca {
+    /// A trusted leaf with no identity: no SAN and no CN (only an organization).
+    pub fn leaf_without_identity(&self) -> (String, String) {
+        let key = KeyPair::generate().unwrap();
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.distinguished_name = rcgen::DistinguishedName::new();
+        params
+            .distinguished_name
+            .push(DnType::OrganizationName, "no identity here");
+        let cert = params.signed_by(&key, &self.issuer).unwrap();
+        (cert.pem(), key.serialize_pem())
+    }
+}
+
 pub fn uri(u: &str) -> SanType {
     SanType::URI(u.try_into().unwrap())
 }
@@ -304,4 +318,29 @@ fn identity_prefers_uri_then_dns_then_cn() {
     );
     assert_eq!(id(vec![dns("a.example")]).as_deref(), Some("a.example"));
     assert_eq!(id(vec![]).as_deref(), Some("common-name"));
+}
+
+/// Callers are configured and the client's certificate is trusted but names
+/// nobody (no SAN, no CN): UNAUTHENTICATED (the reason moved here from
+/// tests/broker/errors.rs, where callers without mTLS are now refused).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trusted_certificate_without_identity_is_unauthenticated() {
+    let fx = Fixture::new();
+    let pki = pki();
+    let config = standard_config(&format!(
+        "callers:\n  payments-api:\n    identities: [\"{API}\"]\n    routes: [card-capture]\n"
+    ))
+    .replace("server:\n", &format!("server:\n{}", tls_config(&fx, &pki)));
+    let cfg = fx.write("reseal.yaml", &config);
+    let running = start(&cfg, manual_clock("2026-01-01T00:00:00Z")).await;
+    let nobody = pki.ca.leaf_without_identity();
+    let mut c = ReencryptServiceClient::new(
+        tls_channel(running.grpc_addr, &pki.ca.pem, Some(&nobody))
+            .await
+            .unwrap(),
+    );
+    let status = c.reencrypt(request()).await.unwrap_err();
+    assert_eq!(reason(&status), "UNAUTHENTICATED", "{status:?}");
+    assert_eq!(status.code(), tonic::Code::Unauthenticated);
+    running.stop().await.unwrap();
 }

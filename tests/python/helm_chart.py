@@ -15,6 +15,7 @@ Prints one line per check; exits non-zero if any check failed.
 import base64
 import copy
 import hashlib
+import json
 import os
 import re
 import subprocess
@@ -24,6 +25,7 @@ from pathlib import Path
 
 try:
     import helm_python as helm
+    import jsonschema
     import kubernetes_validate
     import yaml
 except ImportError as e:  # pragma: no cover - environment problem, not a chart problem
@@ -37,8 +39,14 @@ DOCKERFILE = ROOT / "Dockerfile"
 # Oldest Kubernetes the chart supports (Chart.yaml kubeVersion: grpc probes,
 # lifecycle.preStop.sleep) and the newest schema kubernetes-validate ships.
 KUBE_VERSIONS = ["1.30.0", kubernetes_validate.latest_version()]
-# Kinds served by CRDs: kubernetes-validate has no schema for them.
-CRD_KINDS = {("monitoring.coreos.com/v1", "ServiceMonitor")}
+# Kinds served by CRDs: kubernetes-validate has no schema for them. The
+# PrometheusRule is validated against a JSON schema shipped with the tests
+# (transcribed from the prometheus-operator CRD); the ServiceMonitor is checked
+# structurally.
+CRD_KINDS = {("monitoring.coreos.com/v1", "ServiceMonitor"), ("monitoring.coreos.com/v1", "PrometheusRule")}
+PROMETHEUS_RULE_SCHEMA = Path(__file__).resolve().parent / "schemas" / "prometheusrule.json"
+ALERTS = {"ResealKeyExpiringSoon", "ResealKeyExpired", "ResealRegistryReloadFailing", "ResealShedding",
+          "ResealUpstreamUnavailable", "ResealNoSourceOpens"}
 RELEASE, NAMESPACE = "demo", "payments"
 FULLNAME = f"{RELEASE}-reseal"
 
@@ -143,6 +151,18 @@ VALUE_SETS = {
         "priorityClassName": "high",
         "networkPolicy": {"extraEgress": [{"to": [{"ipBlock": {"cidr": "10.0.0.0/8"}}], "ports": [{"port": 4566}]}]},
     },
+    "alerts-and-dashboard": {
+        "config": REGISTRY,
+        "prometheusRule": {"enabled": True, "labels": {"release": "kube-prometheus-stack"}, "keyExpiryDays": 21,
+                           "additionalLabels": {"team": "payments"}},
+        "grafanaDashboard": {"enabled": True, "annotations": {"grafana_folder": "Payments"}},
+        "serviceMonitor": {"enabled": True},
+    },
+    "otlp": {"config": deep_merge(REGISTRY, {"telemetry": {"otlp_endpoint": "http://otel-collector.monitoring:4317"}}),
+             "networkPolicy": {"egress": {"otlp": {"to": [{"namespaceSelector": {"matchLabels": {
+                 "kubernetes.io/metadata.name": "monitoring"}}}]}}}},
+    "no-hook": {"config": REGISTRY, "validateHook": {"enabled": False},
+                "networkPolicy": {"egress": {"instanceMetadata": {"enabled": False}, "podIdentity": {"enabled": False}}}},
     "closed-networkpolicy": {
         "networkPolicy": {
             "grpc": {"from": []},
@@ -169,6 +189,13 @@ def render(chart, values):
     return out, docs
 
 
+def config_map(docs):
+    """The release's ConfigMap (the pods mount it), among the hook's and the dashboard's."""
+    found = [d for _, d in docs if d.get("kind") == "ConfigMap" and d["metadata"]["name"] == f"{FULLNAME}-config"]
+    assert len(found) == 1, f"expected one ConfigMap {FULLNAME}-config, got {len(found)}"
+    return found[0]
+
+
 def by_kind(docs, kind):
     return [d for _, d in docs if d.get("kind") == kind]
 
@@ -183,6 +210,12 @@ def validate_all(label, docs):
     for template, doc in docs:
         kind, api = doc.get("kind"), doc.get("apiVersion")
         name = f"{label}: {kind}/{doc.get('metadata', {}).get('name')}"
+        if (api, kind) == ("monitoring.coreos.com/v1", "PrometheusRule"):
+            errors = sorted(jsonschema.Draft7Validator(json.loads(PROMETHEUS_RULE_SCHEMA.read_text()))
+                            .iter_errors(doc), key=str)
+            check(not errors, f"{name} valid against the PrometheusRule CRD schema (tests/python/schemas)",
+                  "; ".join(f"{'.'.join(str(p) for p in e.path)}: {e.message}" for e in errors))
+            continue
         if (api, kind) in CRD_KINDS:
             info(f"{name}: skipped by kubernetes-validate ({api} is CRD-backed, no offline schema)")
             continue
@@ -255,7 +288,7 @@ def check_deployment(label, values, docs):
     annotations = dep["spec"]["template"]["metadata"].get("annotations", {})
     check(not any(k.startswith("checksum/") or "config" in k.lower() for k in annotations),
           f"{pfx} no config checksum annotation", str(annotations))
-    cm = one(docs, "ConfigMap")
+    cm = config_map(docs)
     cm_hashes = {hashlib.sha256(cm["data"]["reseal.yaml"].encode()).hexdigest(),
                  hashlib.sha256(yaml.safe_dump(cm, sort_keys=True).encode()).hexdigest()}
     check(not any(str(v) in h or h in str(v) for v in annotations.values() for h in cm_hashes if len(str(v)) >= 8),
@@ -303,7 +336,7 @@ def check_deployment(label, values, docs):
 
 def check_configmap(label, values, docs):
     merged = deep_merge(CHART_DEFAULTS, values)
-    cm = one(docs, "ConfigMap")
+    cm = config_map(docs)
     pfx = f"{label}: ConfigMap"
     check(cm["metadata"]["name"] == f"{FULLNAME}-config" and set(cm["data"]) == {"reseal.yaml"},
           f"{pfx} has exactly the key reseal.yaml")
@@ -407,6 +440,148 @@ def check_others(label, values, docs):
         check(not sms, f"{label}: no ServiceMonitor by default")
 
 
+def check_hook(label, values, docs):
+    """The pre-install/pre-upgrade hook: `reseal validate --offline` on this release's registry."""
+    merged = deep_merge(CHART_DEFAULTS, values)
+    jobs = by_kind(docs, "Job")
+    hook_cms = [d for _, d in docs if d.get("kind") == "ConfigMap" and d["metadata"]["name"] == f"{FULLNAME}-validate"]
+    if not merged["validateHook"]["enabled"]:
+        check(not jobs and not hook_cms, f"{label}: no validation hook when validateHook.enabled is false")
+        return
+    check(len(jobs) == 1 and len(hook_cms) == 1, f"{label}: one hook Job and its ConfigMap")
+    job, cm = jobs[0], hook_cms[0]
+    for what, doc, weight in (("Job", job, "0"), ("ConfigMap", cm, "-10")):
+        ann = doc["metadata"].get("annotations", {})
+        check(set(ann.get("helm.sh/hook", "").split(",")) == {"pre-install", "pre-upgrade"}
+              and ann.get("helm.sh/hook-weight") == weight
+              and "before-hook-creation" in ann.get("helm.sh/hook-delete-policy", ""),
+              f"{label}: hook {what} runs pre-install and pre-upgrade (weight {weight}), replaced on the next run",
+              str(ann))
+    check(cm["data"]["reseal.yaml"] == config_map(docs)["data"]["reseal.yaml"],
+          f"{label}: the hook validates exactly the reseal.yaml the pods mount")
+    spec = job["spec"]
+    pod = spec["template"]["spec"]
+    c = pod["containers"][0]
+    check(c["args"] == ["validate", "--offline", "--config", "/etc/reseal/config/reseal.yaml"],
+          f"{label}: hook runs `reseal validate --offline --config ...`", str(c["args"]))
+    check(c["image"] == one(docs, "Deployment")["spec"]["template"]["spec"]["containers"][0]["image"],
+          f"{label}: hook uses the release's image")
+    check(spec.get("backoffLimit") == 0 and pod.get("restartPolicy") == "Never",
+          f"{label}: hook fails at once (backoffLimit 0, restartPolicy Never)")
+    check(pod.get("automountServiceAccountToken") is False and "serviceAccountName" not in pod,
+          f"{label}: hook needs no ServiceAccount token (offline)")
+    csc, psc = c.get("securityContext", {}), pod.get("securityContext", {})
+    check(psc.get("runAsNonRoot") is True and csc.get("readOnlyRootFilesystem") is True
+          and csc.get("allowPrivilegeEscalation") is False and csc.get("capabilities", {}).get("drop") == ["ALL"],
+          f"{label}: hook pod is as hardened as the Deployment's")
+    mounts = {m["name"]: m["mountPath"] for m in c["volumeMounts"]}
+    vols = {v["name"]: v for v in pod["volumes"]}
+    check(mounts.get("config") == "/etc/reseal/config" and vols["config"]["configMap"]["name"] == f"{FULLNAME}-validate",
+          f"{label}: hook mounts its own copy of reseal.yaml")
+    for extra in merged["extraVolumeMounts"]:
+        check(mounts.get(extra["name"]) == extra["mountPath"], f"{label}: hook mounts extra volume {extra['name']} (file: keys)")
+    pod_labels = spec["template"]["metadata"]["labels"]
+    svc_sel = one(docs, "Service")["spec"]["selector"]
+    pdb_sel = one(docs, "PodDisruptionBudget")["spec"]["selector"]["matchLabels"]
+    check(not (svc_sel.items() <= pod_labels.items()) and not (pdb_sel.items() <= pod_labels.items()),
+          f"{label}: neither the Service nor the PDB selects the hook's pod", str(pod_labels))
+
+
+def check_prometheus_rule(label, values, docs):
+    merged = deep_merge(CHART_DEFAULTS, values)
+    rules = by_kind(docs, "PrometheusRule")
+    if not merged["prometheusRule"]["enabled"]:
+        check(not rules, f"{label}: no PrometheusRule by default")
+        return
+    check(len(rules) == 1, f"{label}: one PrometheusRule")
+    pr = rules[0]
+    check(pr["metadata"]["labels"].items() >= merged["prometheusRule"]["labels"].items(),
+          f"{label}: PrometheusRule carries the labels Prometheus selects rules on")
+    alerts = {r["alert"]: r for g in pr["spec"]["groups"] for r in g["rules"] if "alert" in r}
+    check(set(alerts) == ALERTS, f"{label}: PrometheusRule alerts {sorted(ALERTS)}", str(sorted(alerts)))
+    for name, r in alerts.items():
+        expr = r["expr"]
+        balanced = all(expr.count(a) == expr.count(b) for a, b in ("()", "[]", "{}"))
+        check(balanced and f'namespace="{NAMESPACE}"' in expr and "{{" not in expr,
+              f"{label}: {name} expr is balanced and scoped to the release namespace", expr)
+        check(r["labels"].get("severity") in ("warning", "critical")
+              and r["labels"].get("team") == merged["prometheusRule"]["additionalLabels"].get("team")
+              and r["annotations"].get("summary"), f"{label}: {name} has a severity, the extra labels and a summary")
+    days = merged["prometheusRule"]["keyExpiryDays"]
+    check(f"< {days} * 86400" in alerts["ResealKeyExpiringSoon"]["expr"]
+          and "reseal_key_not_after_timestamp_seconds" in alerts["ResealKeyExpiringSoon"]["expr"],
+          f"{label}: key expiry alert fires {days} days ahead, on reseal_key_not_after_timestamp_seconds")
+    check("{{ $labels.id }}" in alerts["ResealKeyExpiringSoon"]["annotations"]["summary"],
+          f"{label}: alert annotations keep Prometheus' own templates (escaped from Helm)")
+    check('outcome="UPSTREAM_UNAVAILABLE"' in alerts["ResealUpstreamUnavailable"]["expr"]
+          and "reseal_registry_last_reload_success" in alerts["ResealRegistryReloadFailing"]["expr"]
+          and "reseal_requests_shed_total" in alerts["ResealShedding"]["expr"]
+          and 'reseal_source_key_uses_total{namespace="payments",outcome="OK"}' in alerts["ResealNoSourceOpens"]["expr"],
+          f"{label}: alerts read the metrics reseal exports")
+    # The schema means something: it refuses a rule without expr, and one with both alert and record.
+    schema = json.loads(PROMETHEUS_RULE_SCHEMA.read_text())
+    broken = copy.deepcopy(pr)
+    broken["spec"]["groups"][0]["rules"][0].pop("expr")
+    both = copy.deepcopy(pr)
+    both["spec"]["groups"][0]["rules"][0]["record"] = "x"
+    typo = copy.deepcopy(pr)
+    typo["spec"]["groups"][0]["rules"][0]["anotations"] = {}
+    for what, doc in (("a rule without expr", broken), ("a rule with alert and record", both),
+                      ("a misspelt rule field", typo)):
+        check(any(True for _ in jsonschema.Draft7Validator(schema).iter_errors(doc)),
+              f"{label}: the PrometheusRule schema refuses {what}")
+
+
+def check_dashboard(label, values, docs):
+    merged = deep_merge(CHART_DEFAULTS, values)
+    cms = [d for _, d in docs if d.get("kind") == "ConfigMap" and d["metadata"]["name"] == f"{FULLNAME}-dashboard"]
+    if not merged["grafanaDashboard"]["enabled"]:
+        check(not cms, f"{label}: no dashboard ConfigMap by default")
+        return
+    check(len(cms) == 1, f"{label}: one dashboard ConfigMap")
+    cm = cms[0]
+    check(cm["metadata"]["labels"].get("grafana_dashboard") == "1"
+          and cm["metadata"].get("annotations", {}) == merged["grafanaDashboard"]["annotations"],
+          f"{label}: dashboard ConfigMap has the sidecar's label and the annotations")
+    try:
+        dash = json.loads(cm["data"]["reseal.json"])
+    except (KeyError, ValueError) as e:
+        check(False, f"{label}: dashboard is JSON", str(e))
+        return
+    exprs = [t["expr"] for p in dash["panels"] for t in p.get("targets", [])]
+    check(dash.get("uid") and dash.get("title") and len(dash["panels"]) >= 10 and all(exprs),
+          f"{label}: dashboard has a uid, a title and {len(dash['panels'])} panels with queries")
+    for needle in ("reseal_key_not_after_timestamp_seconds", "reseal_requests_total", "reseal_aws_calls_total",
+                   "process_resident_memory_bytes", "reseal_registry_last_reload_success"):
+        check(any(needle in e for e in exprs), f"{label}: dashboard shows {needle}")
+
+
+def check_egress(label, values, docs):
+    merged = deep_merge(CHART_DEFAULTS, values)
+    nps = by_kind(docs, "NetworkPolicy")
+    if not merged["networkPolicy"]["enabled"] or not nps:
+        return
+    egress = nps[0]["spec"]["egress"]
+    def rule_to(cidr):
+        return [r for r in egress if any(p.get("ipBlock", {}).get("cidr") == cidr for p in r.get("to", []))]
+    eg = merged["networkPolicy"]["egress"]
+    for what, cidr, on in (("instance metadata (IMDS)", "169.254.169.254/32", eg["instanceMetadata"]["enabled"]),
+                           ("EKS Pod Identity", "169.254.170.23/32", eg["podIdentity"]["enabled"])):
+        rules = rule_to(cidr)
+        if on:
+            check(len(rules) == 1 and rules[0]["ports"] == [{"port": 80, "protocol": "TCP"}],
+                  f"{label}: NetworkPolicy egress to {what} {cidr} port 80")
+        else:
+            check(not rules, f"{label}: no egress to {what} when disabled")
+    otlp = (merged["config"].get("telemetry") or {}).get("otlp_endpoint")
+    otlp_rules = [r for r in egress if any(p.get("port") == 4317 for p in r.get("ports", []))]
+    if otlp:
+        check(len(otlp_rules) == 1 and otlp_rules[0].get("to") == (eg["otlp"]["to"] or None),
+              f"{label}: NetworkPolicy egress to the OTLP port 4317 of {otlp}", str(otlp_rules))
+    else:
+        check(not otlp_rules, f"{label}: no OTLP egress without telemetry.otlp_endpoint")
+
+
 def dockerfile_stages(text):
     """[(from_line, [instructions])] with line continuations joined and comments dropped."""
     lines, buf = [], ""
@@ -479,7 +654,10 @@ def find_reseal_binary():
 
 
 def check_with_reseal(configs):
-    """Let reseal itself load the rendered reseal.yaml (`reseal validate`), when a binary exists."""
+    """Run what the hook runs (`reseal validate --offline`) on rendered reseal.yaml files, when a binary exists.
+
+    configs: {label: (text, should_pass, needle)}; a failing config must print the needle.
+    """
     binary = find_reseal_binary()
     if binary is None:
         info("reseal validate on rendered configs skipped: no binary (set RESEAL_BIN or build target/debug/reseal)")
@@ -487,18 +665,24 @@ def check_with_reseal(configs):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("RESEAL_", "AWS_"))}
     env["RESEAL_TEST_SOURCE_KEY"] = base64.b64encode(os.urandom(32)).decode()
     env["RESEAL_TEST_CONSUMER_KEY"] = base64.b64encode(os.urandom(32)).decode()
+    shown = binary.relative_to(ROOT) if binary.is_relative_to(ROOT) else binary
     with tempfile.TemporaryDirectory() as tmp:
-        for label, text in configs.items():
+        for label, (text, should_pass, needle) in configs.items():
             path = Path(tmp) / f"{label}.yaml"
             path.write_text(text)
             try:
-                r = subprocess.run([str(binary), "validate", "--config", str(path)], env=env, cwd=tmp,
+                r = subprocess.run([str(binary), "validate", "--offline", "--config", str(path)], env=env, cwd=tmp,
                                    capture_output=True, text=True, timeout=120)
-                ok, detail = r.returncode == 0 and "0 failures" in r.stdout, (r.stdout + r.stderr).strip()
+                out = (r.stdout + r.stderr).strip()
+                if should_pass:
+                    ok = r.returncode == 0 and "0 failures" in r.stdout and needle in r.stdout
+                else:
+                    ok = r.returncode == 1 and needle in r.stdout
             except (OSError, subprocess.TimeoutExpired) as e:
-                ok, detail = False, str(e)
-            check(ok, f"{label}: `{binary.relative_to(ROOT) if binary.is_relative_to(ROOT) else binary} validate` "
-                      f"accepts the rendered reseal.yaml", detail)
+                ok, out = False, str(e)
+            verdict = "accepts" if should_pass else "refuses"
+            check(ok, f"{label}: `{shown} validate --offline` (the hook's command) {verdict} the rendered reseal.yaml",
+                  out)
 
 
 def expect_refused(chart, values, what, needle):
@@ -591,22 +775,36 @@ def main():
             check(True, f"{label}: rendered {len(docs)} manifests ({', '.join(kinds)})")
             check(any(k.endswith("NOTES.txt") and out[k].strip() for k in out), f"{label}: NOTES.txt renders")
             rendered[label] = docs
-            if not values.get("config") or label == "local-registry":
-                reseal_configs[label] = guarded(f"{label}: ConfigMap", lambda: one(docs, "ConfigMap")["data"]["reseal.yaml"])
+            if label in ("defaults", "mtls", "local-registry", "registry", "otlp"):
+                reseal_configs[label] = guarded(f"{label}: ConfigMap", lambda: config_map(docs)["data"]["reseal.yaml"])
             guarded(f"{label}: kubernetes-validate", validate_all, label, docs)
             guarded(f"{label}: Deployment checks", check_deployment, label, values, docs)
             guarded(f"{label}: ConfigMap checks", check_configmap, label, values, docs)
             guarded(f"{label}: Service/ServiceAccount/PDB/NetworkPolicy/ServiceMonitor checks", check_others,
                     label, values, docs)
+            guarded(f"{label}: validation hook checks", check_hook, label, values, docs)
+            guarded(f"{label}: PrometheusRule checks", check_prometheus_rule, label, values, docs)
+            guarded(f"{label}: dashboard checks", check_dashboard, label, values, docs)
+            guarded(f"{label}: NetworkPolicy egress checks", check_egress, label, values, docs)
 
-        check_with_reseal({k: reseal_configs[k] for k in ("defaults", "mtls", "local-registry") if reseal_configs.get(k)})
+        # The chart's default registry is empty: reseal refuses it (so the hook fails the
+        # install, and a pod would never become Ready); a real one passes offline, its SSM
+        # and KMS keys checked as configuration only.
+        expectations = {
+            "defaults": (False, "sources: no source keys"),
+            "mtls": (False, "sources: no source keys"),
+            "local-registry": (True, "OK    sources.genesys-aes"),
+            "registry": (True, "not checked (offline)"),
+            "otlp": (True, "not checked (offline)"),
+        }
+        check_with_reseal({k: (reseal_configs[k],) + expectations[k] for k in expectations if reseal_configs.get(k)})
 
         # Hot reload: a registry change must leave the pod template untouched
         # (no restart); a start-only setting must change it (rollout).
         if "defaults" in rendered and "registry" in rendered:
             tpl = lambda docs: one(docs, "Deployment")["spec"]["template"]
             check(tpl(rendered["defaults"]) == tpl(rendered["registry"])
-                  and one(rendered["defaults"], "ConfigMap") != one(rendered["registry"], "ConfigMap"),
+                  and config_map(rendered["defaults"]) != config_map(rendered["registry"]),
                   "registry change updates the ConfigMap only: pod template identical (no restart)")
             def rolls():
                 _, grace = render(chart, {"server": {"shutdownGraceSeconds": 25}})
@@ -615,7 +813,7 @@ def main():
             check(guarded("start-only change renders", rolls),
                   "start-only change (server.*, config.aws) changes the pod template (rollout)")
 
-            server_of = lambda docs: yaml.safe_load(one(docs, "ConfigMap")["data"]["reseal.yaml"])["server"]
+            server_of = lambda docs: yaml.safe_load(config_map(docs)["data"]["reseal.yaml"])["server"]
 
             # Threads: automatic (per core the container may use) unless set.
             def threads():

@@ -177,3 +177,45 @@ registry changes (hot-reloaded) do not.
 {{ dict "aws" . | toYaml }}
 {{- end }}
 {{- end }}
+
+{{/*
+The whole reseal.yaml: the chart's server block and the registry from
+.Values.config. The same text goes into the ConfigMap the pods mount and into
+the pre-install/pre-upgrade hook that validates it.
+*/}}
+{{- define "reseal.configYaml" -}}
+# Rendered by the reseal Helm chart. The server block (and aws) are read at
+# start; everything else is hot-reloaded every server.reload_interval.
+{{ include "reseal.serverConfig" . }}
+{{- with omit .Values.config "server" }}
+{{ toYaml . }}
+{{- end }}
+{{- end }}
+
+{{/*
+Labels of the validation hook: not the selector labels, so that neither the
+Service nor the PodDisruptionBudget ever selects the hook's pod.
+*/}}
+{{- define "reseal.hookLabels" -}}
+helm.sh/chart: {{ include "reseal.chart" . }}
+app.kubernetes.io/name: {{ printf "%s-validate" (include "reseal.name" .) | trunc 63 | trimSuffix "-" }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/component: validate-hook
+app.kubernetes.io/part-of: reseal
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end }}
+
+{{/*
+The OTLP collector's port, from config.telemetry.otlp_endpoint (default 4317).
+Empty when no endpoint is set.
+*/}}
+{{- define "reseal.otlpPort" -}}
+{{- $endpoint := "" }}
+{{- with .Values.config.telemetry }}{{ $endpoint = .otlp_endpoint | default "" }}{{ end }}
+{{- if $endpoint }}
+{{- $host := (urlParse $endpoint).host }}
+{{- $port := regexFind "[0-9]+$" (regexFind ":[0-9]+$" $host) }}
+{{- $port | default "4317" }}
+{{- end }}
+{{- end }}

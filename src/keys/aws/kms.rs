@@ -27,7 +27,10 @@ pub fn kms_error(key: &str, f: AwsFailure) -> KeyAccessError {
     let what = format!("{key}: {}", f.code.as_deref().unwrap_or("no response"));
     if f.transient {
         return KeyAccessError::Unavailable {
-            message: format!("{what} ({})", f.message),
+            message: match &f.code {
+                Some(_) => format!("{what} ({})", f.message),
+                None => format!("{key}: {}", f.message),
+            },
             retry_after: Some(std::time::Duration::from_secs(1)),
         };
     }

@@ -110,8 +110,8 @@ pub struct AwsKeys {
 impl AwsKeys {
     pub fn new(options: AwsOptions, metrics: Arc<Metrics>) -> Self {
         let shared = AwsShared {
-            kms_caller: AwsCaller::new("kms", &options.retry, metrics.clone()),
-            ssm_caller: AwsCaller::new("ssm", &options.retry, metrics.clone()),
+            kms_caller: AwsCaller::new("kms", &options.retry, metrics.clone(), kms::kms_error),
+            ssm_caller: AwsCaller::new("ssm", &options.retry, metrics.clone(), ssm::ssm_error),
             private_keys: KeyMaterialCache::new(
                 "ssm_private_keys",
                 &options.key_cache,
@@ -226,5 +226,188 @@ impl AwsKeys {
             self.shared.clone(),
             key_id.to_owned(),
         ))
+    }
+}
+
+/// docs/iam.md against the calls the code makes: every `AwsCaller::call` in
+/// this folder, attributed to the role whose code path makes it.
+#[cfg(test)]
+mod iam_doc {
+    use std::collections::{BTreeMap, BTreeSet};
+    use std::path::Path;
+
+    /// The roles of docs/iam.md, by the `impl` blocks that serve them.
+    const ROLES: &[(&str, &str, &str)] = &[
+        ("kms.rs", "impl RemoteSource for KmsSource", "kms-source"),
+        (
+            "kms.rs",
+            "impl RemoteRecipient for KmsRecipient",
+            "kms-consumer",
+        ),
+        ("ssm.rs", "impl RemoteSource for SsmRsaSource", "ssm"),
+        ("ssm.rs", "impl RemoteSource for SsmDiscovery", "ssm"),
+        ("ssm.rs", "impl FetchedRecipient for SsmRsaRecipient", "ssm"),
+    ];
+
+    /// A file's top-level items: (first line, last line, header).
+    fn items(text: &str) -> Vec<(usize, usize, String)> {
+        let mut out = Vec::new();
+        let mut open: Option<(usize, String)> = None;
+        for (i, line) in text.lines().enumerate() {
+            let starts = [
+                "impl",
+                "fn ",
+                "async fn",
+                "pub fn",
+                "pub async fn",
+                "pub(crate) fn",
+                "pub(crate) async fn",
+                "pub(super) fn",
+            ]
+            .iter()
+            .any(|p| line.starts_with(p));
+            if starts && open.is_none() {
+                let header = line.trim_end_matches(['{', ' ']).to_owned();
+                open = Some((i, header));
+            } else if line == "}" {
+                if let Some((start, header)) = open.take() {
+                    out.push((start, i, header));
+                }
+            }
+        }
+        out
+    }
+
+    fn fn_name(header: &str) -> Option<&str> {
+        let rest = &header[header.find("fn ")? + 3..];
+        rest.split(['(', '<']).next()
+    }
+
+    /// (role, "service:Operation") for every call in `src/keys/aws`.
+    fn calls_by_role() -> BTreeMap<String, BTreeSet<String>> {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/keys/aws");
+        let call = regex_lite::Regex::new(r#"\.call\(\s*"([A-Za-z]+)""#).unwrap();
+        let mut roles: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        let mut unattributed = Vec::new();
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            let file = path.file_name().unwrap().to_string_lossy().into_owned();
+            let text = std::fs::read_to_string(&path).unwrap();
+            let text = text.split("#[cfg(test)]").next().unwrap_or("").to_owned();
+            let items = items(&text);
+            let roles_of_impl = |header: &str| -> Vec<&str> {
+                ROLES
+                    .iter()
+                    .filter(|(f, h, _)| *f == file && header.starts_with(h))
+                    .map(|(_, _, r)| *r)
+                    .collect()
+            };
+            for m in call.captures_iter(&text) {
+                let (Some(whole), Some(op)) = (m.get(0), m.get(1)) else {
+                    continue;
+                };
+                let line = text[..whole.start()].lines().count().saturating_sub(1);
+                let before = &text[whole.start().saturating_sub(300)..whole.start()];
+                let service = match (before.rfind("kms_caller"), before.rfind("ssm_caller")) {
+                    (Some(k), Some(s)) if s > k => "ssm",
+                    (Some(_), _) => "kms",
+                    (None, Some(_)) => "ssm",
+                    (None, None) => {
+                        unattributed.push(format!("{file}:{}: no kms_caller/ssm_caller", line + 1));
+                        continue;
+                    }
+                };
+                let action = format!("{service}:{}", op.as_str());
+                let Some((_, _, header)) = items.iter().find(|(a, b, _)| *a <= line && line <= *b)
+                else {
+                    unattributed.push(format!("{file}:{}: {action} outside any item", line + 1));
+                    continue;
+                };
+                let mut found: Vec<&str> = roles_of_impl(header);
+                if found.is_empty() {
+                    // A helper: it serves the roles of the impls that call it.
+                    if let Some(name) = fn_name(header).filter(|_| !header.starts_with("impl")) {
+                        let needle = format!("{name}(");
+                        for (a, b, h) in &items {
+                            let body: Vec<&str> = text.lines().skip(*a + 1).take(b - a).collect();
+                            if body.iter().any(|l| l.contains(&needle)) {
+                                found.extend(roles_of_impl(h));
+                            }
+                        }
+                    }
+                }
+                if found.is_empty() {
+                    unattributed.push(format!(
+                        "{file}:{}: {action} in `{header}`, which serves no role of docs/iam.md \
+                         (add its impl to ROLES here, and the action to the role's policy)",
+                        line + 1
+                    ));
+                }
+                for r in found {
+                    roles
+                        .entry(r.to_owned())
+                        .or_default()
+                        .insert(action.clone());
+                }
+            }
+        }
+        assert!(unattributed.is_empty(), "{}", unattributed.join("\n"));
+        roles
+    }
+
+    /// The actions of each role's policy in docs/iam.md: (explicit, implicit).
+    fn documented() -> BTreeMap<String, (BTreeSet<String>, BTreeSet<String>)> {
+        let doc =
+            std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/iam.md"))
+                .unwrap();
+        let mut out = BTreeMap::new();
+        for part in doc.split("<!-- role: ").skip(1) {
+            let role = part.split(" -->").next().unwrap().to_owned();
+            let json = part
+                .split("```json")
+                .nth(1)
+                .unwrap()
+                .split("```")
+                .next()
+                .unwrap();
+            let policy: serde_json::Value = serde_json::from_str(json).unwrap();
+            let (mut explicit, mut implicit) = (BTreeSet::new(), BTreeSet::new());
+            for st in policy["Statement"].as_array().unwrap() {
+                let target = if st["Sid"].as_str().unwrap_or("").starts_with("Implicit") {
+                    &mut implicit
+                } else {
+                    &mut explicit
+                };
+                for a in st["Action"].as_array().unwrap() {
+                    target.insert(a.as_str().unwrap().to_owned());
+                }
+            }
+            out.insert(role, (explicit, implicit));
+        }
+        out
+    }
+
+    #[test]
+    fn the_documented_policies_are_exactly_the_calls_the_code_makes() {
+        let code = calls_by_role();
+        let doc = documented();
+        assert_eq!(
+            code.keys().collect::<Vec<_>>(),
+            doc.keys().collect::<Vec<_>>(),
+            "roles in the code vs docs/iam.md"
+        );
+        for (role, calls) in &code {
+            let (explicit, _) = &doc[role];
+            assert_eq!(
+                explicit, calls,
+                "docs/iam.md, role `{role}`: the policy must list exactly the calls the code makes"
+            );
+        }
+        // The self-test's round trip: a source KMS role needs GenerateDataKey.
+        assert!(code["kms-source"].contains("kms:GenerateDataKey"));
+        assert!(
+            doc["ssm"].1.contains("kms:Decrypt"),
+            "SecureStrings need kms:Decrypt"
+        );
     }
 }

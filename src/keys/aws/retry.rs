@@ -14,7 +14,8 @@ use aws_sdk_kms::error::SdkError;
 use tokio::sync::Semaphore;
 
 use super::options::RetryOptions;
-use crate::telemetry::{AwsCallLabels, AwsLatencyLabels, Metrics};
+use crate::keys::remote::KeyAccessError;
+use crate::telemetry::{AwsCallLabels, AwsLatencyLabels, Metrics, OK};
 
 /// A failed AWS operation, after retries.
 #[derive(Debug, Clone)]
@@ -56,10 +57,48 @@ const TRANSIENT: &[&str] = &[
 enum Class {
     Throttled,
     Transient(&'static str),
+    /// No credentials anywhere in the chain: retrying cannot help.
+    NoCredentials,
     Final,
 }
 
-fn classify<E: ProvideErrorMetadata>(
+/// What operators are told when the credential chain found nothing.
+pub const NO_CREDENTIALS: &str =
+    "no AWS credentials found (checked: env, web identity, profile, IMDS)";
+const CREDENTIALS_HINT: &str = "on EKS use IRSA or EKS Pod Identity (the chart's \
+     serviceAccount.irsaRoleArn), elsewhere AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or AWS_PROFILE";
+
+/// When an error's cause is the credential chain (no provider had
+/// credentials, or one failed to get them), what to tell operators.
+fn credentials_problem(err: &(dyn std::error::Error + 'static)) -> Option<String> {
+    use aws_credential_types::provider::error::CredentialsError;
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(e) = cause {
+        if let Some(c) = e.downcast_ref::<CredentialsError>() {
+            return Some(match c {
+                CredentialsError::CredentialsNotLoaded(_) => {
+                    format!("{NO_CREDENTIALS}; {CREDENTIALS_HINT}")
+                }
+                other => {
+                    // The innermost cause says what failed (e.g. IMDS refused, STS denied).
+                    let mut last: &(dyn std::error::Error + 'static) = other;
+                    while let Some(next) = last.source() {
+                        last = next;
+                    }
+                    let mut why = last.to_string();
+                    if why.len() > 200 {
+                        why.truncate(why.char_indices().nth(200).map_or(why.len(), |(i, _)| i));
+                    }
+                    format!("{NO_CREDENTIALS}; a provider failed: {why}; {CREDENTIALS_HINT}")
+                }
+            });
+        }
+        cause = e.source();
+    }
+    None
+}
+
+fn classify<E: ProvideErrorMetadata + std::error::Error + 'static>(
     err: &SdkError<E, HttpResponse>,
 ) -> (Class, Option<String>, String) {
     match err {
@@ -71,33 +110,52 @@ fn classify<E: ProvideErrorMetadata>(
             {
                 Class::Throttled
             } else if status >= 500 || code.as_deref().is_some_and(|c| TRANSIENT.contains(&c)) {
-                Class::Transient("server_error")
+                Class::Transient("SERVER_ERROR")
             } else {
                 Class::Final
             };
             (class, code, message)
         }
-        SdkError::TimeoutError(_) => (Class::Transient("timeout"), None, "timed out".into()),
+        SdkError::DispatchFailure(_) | SdkError::ConstructionFailure(_) => {
+            match credentials_problem(err) {
+                Some(message) => (Class::NoCredentials, None, message),
+                None => classify_transport(err),
+            }
+        }
+        _ => classify_transport(err),
+    }
+}
+
+fn classify_transport<E: ProvideErrorMetadata + std::error::Error + 'static>(
+    err: &SdkError<E, HttpResponse>,
+) -> (Class, Option<String>, String) {
+    match err {
+        SdkError::ServiceError(_) => (Class::Final, None, err.to_string()),
+        SdkError::TimeoutError(_) => (Class::Transient("TIMEOUT"), None, "timed out".into()),
         SdkError::DispatchFailure(e) => (
-            Class::Transient("connection"),
+            Class::Transient("CONNECTION"),
             None,
             if e.is_timeout() {
-                "connection timed out".into()
+                "no response (connection timed out)".into()
             } else {
-                "connection failed".into()
+                "no response (connection failed)".into()
             },
         ),
         SdkError::ResponseError(_) => (
-            Class::Transient("bad_response"),
+            Class::Transient("BAD_RESPONSE"),
             None,
             "unreadable response".into(),
         ),
         SdkError::ConstructionFailure(_) => {
             (Class::Final, None, "request could not be built".into())
         }
-        _ => (Class::Transient("unknown"), None, err.to_string()),
+        _ => (Class::Transient("UNKNOWN"), None, err.to_string()),
     }
 }
+
+/// How a service's failures read as key-access errors (`kms_error`,
+/// `ssm_error`): also what the metrics' outcome label is derived from.
+pub type ErrorMapping = fn(&str, AwsFailure) -> KeyAccessError;
 
 /// Shared retry and concurrency policy for one AWS service.
 #[derive(Clone)]
@@ -106,15 +164,22 @@ pub struct AwsCaller {
     spec: RetryOptions,
     permits: Arc<Semaphore>,
     metrics: Arc<Metrics>,
+    mapping: ErrorMapping,
 }
 
 impl AwsCaller {
-    pub fn new(service: &'static str, spec: &RetryOptions, metrics: Arc<Metrics>) -> Self {
+    pub fn new(
+        service: &'static str,
+        spec: &RetryOptions,
+        metrics: Arc<Metrics>,
+        mapping: ErrorMapping,
+    ) -> Self {
         AwsCaller {
             service,
             spec: spec.clone(),
             permits: Arc::new(Semaphore::new(spec.max_concurrent_calls.max(1))),
             metrics,
+            mapping,
         }
     }
 
@@ -127,13 +192,20 @@ impl AwsCaller {
         Duration::from_secs_f64(base.min(cap) * unit)
     }
 
-    fn count(&self, op: &'static str, outcome: &str, started: Instant) {
+    /// Counts one attempt: `failure` is `None` on success, with `cause` from
+    /// the fixed set of `AwsCallLabels::cause`.
+    fn count(&self, op: &'static str, failure: Option<&AwsFailure>, cause: &str, started: Instant) {
+        let outcome = match failure {
+            None => OK,
+            Some(f) => (self.mapping)("", f.clone()).reason(),
+        };
         self.metrics
             .aws_calls
             .get_or_create(&AwsCallLabels {
                 service: self.service.into(),
                 operation: op.into(),
                 outcome: outcome.into(),
+                cause: cause.into(),
             })
             .inc();
         self.metrics
@@ -151,7 +223,7 @@ impl AwsCaller {
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, SdkError<E, HttpResponse>>>,
-        E: ProvideErrorMetadata,
+        E: ProvideErrorMetadata + std::error::Error + 'static,
     {
         let attempts = self.spec.max_attempts.max(1);
         let work = async {
@@ -172,26 +244,27 @@ impl AwsCaller {
                 let started = Instant::now();
                 match f().await {
                     Ok(v) => {
-                        self.count(op, "ok", started);
+                        self.count(op, None, "NONE", started);
                         return Ok(v);
                     }
                     Err(err) => {
                         let (class, code, message) = classify(&err);
-                        match class {
-                            Class::Throttled => self.count(op, "throttled", started),
-                            Class::Transient(kind) => self.count(op, kind, started),
-                            Class::Final => {
-                                self.count(op, code.as_deref().unwrap_or("error"), started)
-                            }
-                        }
                         let transient = !matches!(class, Class::Final);
-                        tracing::debug!(service = self.service, op, attempt, code = ?code, transient, "AWS call failed");
                         last = AwsFailure {
                             code,
                             message,
                             transient,
                         };
-                        if !transient {
+                        let cause = match class {
+                            Class::Throttled => "THROTTLED",
+                            Class::Transient(kind) => kind,
+                            Class::NoCredentials => "NO_CREDENTIALS",
+                            Class::Final => "REFUSED",
+                        };
+                        self.count(op, Some(&last), cause, started);
+                        // The SDK's own error (long, nested) only at debug level.
+                        tracing::debug!(service = self.service, op, attempt, cause, error = ?err, "AWS call failed");
+                        if matches!(class, Class::Final | Class::NoCredentials) {
                             return Err(last);
                         }
                     }
@@ -202,12 +275,13 @@ impl AwsCaller {
         match tokio::time::timeout(self.spec.operation_timeout, work).await {
             Ok(r) => r,
             Err(_) => {
-                self.count(op, "deadline", Instant::now());
-                Err(AwsFailure {
+                let failure = AwsFailure {
                     code: None,
                     message: format!("no answer within {:?}", self.spec.operation_timeout),
                     transient: true,
-                })
+                };
+                self.count(op, Some(&failure), "DEADLINE", Instant::now());
+                Err(failure)
             }
         }
     }

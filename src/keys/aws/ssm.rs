@@ -11,14 +11,14 @@ use crate::keys::remote::{BoxFuture, FetchedRecipient, KeyAccessError, RemoteSou
 use crate::keys::secret::{FetchedSecret, SecretDigest};
 use crate::keys::{RawRsaKeyring, RsaPadding};
 
-fn ssm_error(param: &str, f: AwsFailure) -> KeyAccessError {
+/// Maps a failed SSM operation on `param` to a key-access error.
+pub fn ssm_error(param: &str, f: AwsFailure) -> KeyAccessError {
     if f.transient {
         return KeyAccessError::Unavailable {
-            message: format!(
-                "ssm:{param}: {} ({})",
-                f.code.as_deref().unwrap_or("no response"),
-                f.message
-            ),
+            message: match &f.code {
+                Some(code) => format!("ssm:{param}: {code} ({})", f.message),
+                None => format!("ssm:{param}: {}", f.message),
+            },
             retry_after: Some(std::time::Duration::from_secs(1)),
         };
     }
