@@ -433,13 +433,16 @@ impl Builder<'_> {
                 format!("must be `json` or `text`{hint}"),
             );
         }
-        let http = server.http_listen.clone().unwrap_or_else(|| "off:0".into());
-        for (field, addr) in [
-            ("listen", &server.listen),
-            ("health_listen", &server.health_listen),
-            ("admin_listen", &server.admin_listen),
-            ("http_listen", &http),
-        ] {
+        let listeners = [
+            ("listen", Some(&server.listen)),
+            ("health_listen", Some(&server.health_listen)),
+            ("admin_listen", Some(&server.admin_listen)),
+            ("http_listen", server.http_listen.as_ref()),
+        ];
+        for (field, addr) in listeners
+            .into_iter()
+            .filter_map(|(f, a)| a.map(|a| (f, a)))
+        {
             let port = addr
                 .rsplit_once(':')
                 .filter(|(host, _)| !host.is_empty())
