@@ -163,6 +163,9 @@ VALUE_SETS = {
                  "kubernetes.io/metadata.name": "monitoring"}}}]}}}},
     "no-hook": {"config": REGISTRY, "validateHook": {"enabled": False},
                 "networkPolicy": {"egress": {"instanceMetadata": {"enabled": False}, "podIdentity": {"enabled": False}}}},
+    "http-api": {"config": LOCAL_REGISTRY, "httpApi": {"enabled": True},
+                 "tls": {"enabled": True, "secretName": "reseal-tls"},
+                 "networkPolicy": {"grpc": {"from": [{"podSelector": {"matchLabels": {"app": "genesys-bridge"}}}]}}},
     "closed-networkpolicy": {
         "networkPolicy": {
             "grpc": {"from": []},
@@ -252,6 +255,7 @@ def check_deployment(label, values, docs):
     check(c["args"] == ["serve", "--config", "/etc/reseal/config/reseal.yaml"], f"{pfx} runs `serve --config ...`")
 
     ports = {p["name"]: p["containerPort"] for p in c["ports"]}
+    ports.pop("http-api", None)  # the HTTP/JSON door: check_http_api
     check(ports == {"grpc": 50051, "grpc-health": 50052, "http-admin": 9090}, f"{pfx} ports 50051/50052/9090")
     for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
         p = c.get(probe, {})
@@ -356,7 +360,7 @@ def check_configmap(label, values, docs):
           f"{pfx} shutdown_grace matches server.shutdownGraceSeconds")
     known = {"listen", "health_listen", "admin_listen", "log_format", "max_request_bytes",
              "max_concurrent_requests", "request_timeout", "reload_interval", "shutdown_grace", "tls",
-             "worker_threads", "io_scheduling"}
+             "worker_threads", "io_scheduling", "http_listen"}
     check(set(server) <= known, f"{pfx} server block has only fields reseal knows", str(set(server) - known))
     tls = merged["tls"]
     if tls["enabled"]:
@@ -385,7 +389,7 @@ def check_others(label, values, docs):
           and ports["grpc"]["targetPort"] == "grpc", f"{label}: Service grpc 50051 appProtocol grpc")
     check(ports["metrics"]["port"] == 9090 and ports["metrics"]["targetPort"] == "http-admin",
           f"{label}: Service metrics 9090 -> admin port")
-    check(set(ports) == {"grpc", "metrics"}, f"{label}: Service does not expose the probe port")
+    check(set(ports) - {"http-api"} == {"grpc", "metrics"}, f"{label}: Service does not expose the probe port")
 
     sa = one(docs, "ServiceAccount")
     ann = sa["metadata"].get("annotations") or {}
@@ -554,6 +558,35 @@ def check_dashboard(label, values, docs):
     for needle in ("reseal_key_not_after_timestamp_seconds", "reseal_requests_total", "reseal_aws_calls_total",
                    "process_resident_memory_bytes", "reseal_registry_last_reload_success"):
         check(any(needle in e for e in exprs), f"{label}: dashboard shows {needle}")
+
+
+def check_http_api(label, values, docs):
+    """The HTTP/JSON door: container port, Service port, http_listen, NetworkPolicy, only when enabled."""
+    merged = deep_merge(CHART_DEFAULTS, values)
+    enabled = merged["httpApi"]["enabled"]
+    port = merged["ports"]["http"]
+    container = one(docs, "Deployment")["spec"]["template"]["spec"]["containers"][0]
+    ports = {p["name"]: p["containerPort"] for p in container.get("ports", [])}
+    svc = {p["name"]: p for p in one(docs, "Service")["spec"]["ports"]}
+    cfg = yaml.safe_load(config_map(docs)["data"]["reseal.yaml"])
+    listen = cfg.get("server", {}).get("http_listen")
+    if enabled:
+        check(ports.get("http-api") == port, f"{label}: container port http-api {port}", str(ports))
+        check(svc.get("http-api", {}).get("targetPort") == "http-api"
+              and svc["http-api"]["port"] == merged["service"]["ports"]["http"],
+              f"{label}: Service port http-api", str(svc))
+        check(listen == f"{merged['server']['listenHost']}:{port}", f"{label}: reseal listens on the HTTP/JSON port",
+              str(listen))
+        if merged["tls"]["enabled"]:
+            check(svc["http-api"].get("appProtocol") == "https", f"{label}: the HTTP/JSON Service port is https")
+        nps = by_kind(docs, "NetworkPolicy")
+        if nps and merged["networkPolicy"]["grpc"]["from"]:
+            rule = nps[0]["spec"]["ingress"][0]
+            check({"port": "http-api", "protocol": "TCP"} in rule["ports"],
+                  f"{label}: the NetworkPolicy admits the gRPC callers to the HTTP/JSON port", str(rule))
+    else:
+        check("http-api" not in ports and "http-api" not in svc and listen is None,
+              f"{label}: no HTTP/JSON door unless httpApi.enabled")
 
 
 def check_egress(label, values, docs):
@@ -775,7 +808,7 @@ def main():
             check(True, f"{label}: rendered {len(docs)} manifests ({', '.join(kinds)})")
             check(any(k.endswith("NOTES.txt") and out[k].strip() for k in out), f"{label}: NOTES.txt renders")
             rendered[label] = docs
-            if label in ("defaults", "mtls", "local-registry", "registry", "otlp"):
+            if label in ("defaults", "mtls", "local-registry", "registry", "otlp", "http-api"):
                 reseal_configs[label] = guarded(f"{label}: ConfigMap", lambda: config_map(docs)["data"]["reseal.yaml"])
             guarded(f"{label}: kubernetes-validate", validate_all, label, docs)
             guarded(f"{label}: Deployment checks", check_deployment, label, values, docs)
@@ -786,6 +819,7 @@ def main():
             guarded(f"{label}: PrometheusRule checks", check_prometheus_rule, label, values, docs)
             guarded(f"{label}: dashboard checks", check_dashboard, label, values, docs)
             guarded(f"{label}: NetworkPolicy egress checks", check_egress, label, values, docs)
+            guarded(f"{label}: HTTP/JSON door checks", check_http_api, label, values, docs)
 
         # The chart's default registry is empty: reseal refuses it (so the hook fails the
         # install, and a pod would never become Ready); a real one passes offline, its SSM
@@ -794,6 +828,7 @@ def main():
             "defaults": (False, "sources: no source keys"),
             "mtls": (False, "sources: no source keys"),
             "local-registry": (True, "OK    sources.genesys-aes"),
+            "http-api": (True, "OK    sources.genesys-aes"),
             "registry": (True, "not checked (offline)"),
             "otlp": (True, "not checked (offline)"),
         }

@@ -145,6 +145,9 @@ server:
   listen: {{ printf "%s:%d" $host (int .Values.ports.grpc) | quote }}
   health_listen: {{ printf "%s:%d" $host (int .Values.ports.health) | quote }}
   admin_listen: {{ printf "%s:%d" $host (int .Values.ports.admin) | quote }}
+  {{- if .Values.httpApi.enabled }}
+  http_listen: {{ printf "%s:%d" $host (int .Values.ports.http) | quote }}
+  {{- end }}
   log_format: {{ .Values.server.logFormat | quote }}
   max_request_bytes: {{ int64 .Values.server.maxRequestBytes }}
   max_concurrent_requests: {{ int64 .Values.server.maxConcurrentRequests }}
