@@ -439,10 +439,7 @@ impl Builder<'_> {
             ("admin_listen", Some(&server.admin_listen)),
             ("http_listen", server.http_listen.as_ref()),
         ];
-        for (field, addr) in listeners
-            .into_iter()
-            .filter_map(|(f, a)| a.map(|a| (f, a)))
-        {
+        for (field, addr) in listeners.into_iter().filter_map(|(f, a)| a.map(|a| (f, a))) {
             let port = addr
                 .rsplit_once(':')
                 .filter(|(host, _)| !host.is_empty())
