@@ -281,7 +281,12 @@ fn each_broken_registry_is_refused_with_its_reason_and_location() {
         let expected: Vec<String> = text
             .lines()
             .filter_map(|l| l.strip_prefix("# expect: "))
-            .map(|e| e.replace("{file}", &file))
+            .map(|e| {
+                e.replace("{file}", &file).replace(
+                    "{dir}",
+                    &path.parent().unwrap_or(&path).display().to_string(),
+                )
+            })
             .collect();
         assert!(!expected.is_empty(), "{file}: no `# expect:` line");
         let (code, out, _) = validate_file(&path, &[]);
