@@ -42,8 +42,8 @@ pub use desk::{DeskOptions, Door};
 pub use error::{BrokerError, Reason};
 pub use materials_cache::MaterialsCache;
 pub use request::{
-    request_id, Caller, CiphertextInput, ConsumerOutcome, Credential, Envelope, ReencryptRequest,
-    ReencryptResponse,
+    request_id, Caller, CiphertextInput, ConsumerOutcome, Credential, Envelope, EnvelopeFormat,
+    ReencryptRequest, ReencryptResponse,
 };
 
 use self::audit::{Audit, SecurityEvents, NO_ROUTE};

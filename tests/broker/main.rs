@@ -5,6 +5,7 @@ mod harness;
 
 mod errors;
 mod flow;
+mod jwe;
 mod python;
 mod registry;
 mod reload;
