@@ -726,8 +726,20 @@ async fn audit_names_jwe_consumers_and_their_keys_and_logs_hold_no_plaintext() {
     req.request_id = "jwe-audit".into();
     let resp = c.reencrypt(req).await.unwrap().into_inner();
     assert_eq!(resp.results.iter().filter(|r| r.error.is_none()).count(), 5);
-    child.kill().unwrap();
-    child.wait().unwrap();
+    // SIGTERM: the log buffer writes out everything before the process ends.
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    for _ in 0..200 {
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    if child.try_wait().unwrap().is_none() {
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
     let output = std::fs::read_to_string(&log_path).unwrap();
     let event = output
         .lines()
