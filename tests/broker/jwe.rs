@@ -433,12 +433,12 @@ async fn rotation_on_key_windows_compact_json_compact() {
     let (p384, _) = jwe_file("jwe-p384-cert");
     let cfg = fx.write(
         "reseal.yaml",
-        &standard_config(&format!(
+        &standard_config(
             r#"
   rotating: [r]
   cutover: [c]
-"#
-        ))
+"#,
+        )
         .replace(
             "routes:\n",
             &format!(
