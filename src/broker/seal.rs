@@ -92,7 +92,7 @@ pub(super) fn seal_local_all(
                     .collect();
                 return (
                     *i,
-                    seal_jwe(c, output, recipients, plaintext.as_bytes(), &ec),
+                    seal_jwe(c, output, recipients, plaintext.as_bytes(), ec),
                 );
             }
             let recipients: Vec<Arc<dyn Recipient>> = c
@@ -119,7 +119,7 @@ fn seal_jwe(
     output: &JweOutput,
     mut recipients: Vec<jwe::Recipient>,
     plaintext: &[u8],
-    ec: &EncryptionContext,
+    ec: EncryptionContext,
 ) -> Result<Envelope, BrokerError> {
     if recipients.is_empty() {
         return Err(no_active_key(consumer));
@@ -135,10 +135,7 @@ fn seal_jwe(
     } else {
         Serialization::Json
     });
-    let context: BTreeMap<String, String> = ec
-        .iter()
-        .map(|(k, v)| (k.to_owned(), v.to_owned()))
-        .collect();
+    let context = BTreeMap::from(ec);
     let ciphertext = jwe::seal(
         plaintext,
         &recipients,
@@ -346,7 +343,7 @@ impl Broker {
             }
         }
         self.cpu
-            .run(move || seal_jwe(&consumer, &output, recipients, plaintext.as_bytes(), &ec))
+            .run(move || seal_jwe(&consumer, &output, recipients, plaintext.as_bytes(), ec))
             .await?
     }
 }
