@@ -7,10 +7,13 @@
 #       at fan-out 1, 10 and 100 (0x0478 envelopes) from an Amazon Connect-shaped input.
 # Plus batch calls and KMS-wrapped inputs (against moto). Ratios come from this one run.
 #
-# Usage: scripts/bench.sh [--quick] [--no-rust-esdk] [--no-write]
+# Plus JWE consumers (`format: jwe`) at fan-out 10 and 100 against their own floor.
+#
+# Usage: scripts/bench.sh [--quick] [--no-rust-esdk] [--no-write] [--jwe-only]
 #   --quick         short runs (smoke test of the pipeline, numbers not for quoting)
 #   --no-rust-esdk  skip building/running the official Rust ESDK baseline
 #   --no-write      leave BENCHMARKS.md alone (results stay in .tmp/bench/)
+#   --jwe-only      only the JWE consumers' rounds; prints their section, writes nothing
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -22,11 +25,13 @@ P70_ROUNDS=5
 FLOOR_SECONDS=2
 RUST_ESDK=1
 WRITE=1
+JWE_ONLY=0
 for arg in "$@"; do
   case "$arg" in
     --quick) RUN_SECONDS=2; ROUNDS=2; ROUND_SECONDS=1; P70_ROUNDS=2; FLOOR_SECONDS=1 ;;
     --no-rust-esdk) RUST_ESDK=0 ;;
     --no-write) WRITE=0 ;;
+    --jwe-only) JWE_ONLY=1; WRITE=0 ;;
     *) echo "unknown option $arg" >&2; exit 2 ;;
   esac
 done
@@ -52,6 +57,10 @@ PY=$ROOT/.venv/bin/python
 
 step "keys and configuration (.tmp/bench)"
 "$BENCH" setup --dir "$OUT/keys" --consumers 100 --port $PORT
+# The same keys and routes with every consumer `format: jwe`.
+"$BENCH" setup --dir "$OUT/keys" --consumers 100 --port $PORT --format jwe >/dev/null
+cp "$OUT/keys/reseal.yaml" "$OUT/keys/reseal-jwe.yaml"
+"$BENCH" setup --dir "$OUT/keys" --consumers 100 --port $PORT >/dev/null
 
 . scripts/server.sh
 MOTO_PID=
@@ -59,6 +68,33 @@ cleanup() { stop_server; [ -z "$MOTO_PID" ] || kill "$MOTO_PID" 2>/dev/null || t
 trap cleanup EXIT
 
 rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
+
+# JWE consumers: fan-out 10 and 100 with every worker thread, each round a fresh server
+# between two JWE floors (the marginal cost per consumer is (100 - 10) / 90, as for ESDK).
+jwe_rounds() {
+  step "(a)+(c) JWE consumers: floor and reseal, $CORES worker threads, fan-out 10 and 100"
+  for fan_out in 10 100; do
+    for round in $(seq 1 $ROUNDS); do
+      taskset -c 0 "$BENCH" floor --format jwe --keys "$OUT/keys" --fan-out $fan_out --seconds "$FLOOR_SECONDS" \
+        --json "$OUT/jwe-floor-$CORES-$fan_out-$round.json" | tail -n 1
+      start_server "$CORES" "0-$LAST_CPU" "$OUT/keys/reseal-jwe.yaml"
+      taskset -c "0-$LAST_CPU" "$BENCH" load --threads 1 --target 127.0.0.1:$PORT --fan-out $fan_out \
+        --connect-public-key "$OUT/keys/connect.pub.pem" --concurrency $((6 * CORES)) \
+        --duration "${ROUND_SECONDS}s" --warmup 1s --server-pid "$SERVER_PID" \
+        --json "$OUT/jwe-peak-$CORES-$fan_out-$round.json" | tail -n 1
+      stop_server
+      taskset -c 0 "$BENCH" floor --format jwe --keys "$OUT/keys" --fan-out $fan_out --seconds "$FLOOR_SECONDS" \
+        --json "$OUT/jwe-floor-$CORES-$fan_out-$round-after.json" >/dev/null
+    done
+  done
+}
+
+if [ "$JWE_ONLY" = 1 ]; then
+  jwe_rounds
+  step "report (JWE consumers)"
+  "$PY" benches/report.py --dir "$OUT" --command "scripts/bench.sh $*" --jwe-only | tee "$OUT/jwe-report.md"
+  exit 0
+fi
 
 step "machine noise: how often a busy CPU is taken away"
 for cpu in $(seq 0 $LAST_CPU); do
@@ -154,6 +190,8 @@ print(round(0.7 * statistics.median(json.load(open(f'$OUT/peak-$threads-$fan_out
     fi
   done
 done
+
+jwe_rounds
 
 step "(c) reseal with KMS-wrapped inputs (moto on loopback), fan-out 10"
 MOTO_PORT=$("$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')

@@ -43,7 +43,7 @@ pub use error::{BrokerError, Reason};
 pub use materials_cache::MaterialsCache;
 pub use request::{
     batch_item_id, request_id, Caller, CiphertextInput, ConsumerOutcome, Credential, Envelope,
-    ReencryptRequest, ReencryptResponse,
+    EnvelopeFormat, ReencryptRequest, ReencryptResponse,
 };
 
 use self::audit::{Audit, SecurityEvents, NO_ROUTE};

@@ -154,9 +154,48 @@ impl Credential {
 /// An envelope for one consumer.
 #[derive(Debug, Clone)]
 pub struct Envelope {
+    /// The envelope's bytes: an ESDK message, or a JWE's serialization
+    /// (compact: ASCII `a.b.c.d.e`; JSON: a UTF-8 JSON object).
     pub ciphertext: Vec<u8>,
+    /// The consumer keys it is sealed for (ESDK: an EDK each; JWE: a
+    /// recipient each, its `kid`).
     pub key_ids: Vec<String>,
-    pub suite: AlgorithmSuite,
+    /// Which format `ciphertext` is in: every door reports it.
+    pub format: EnvelopeFormat,
+}
+
+impl Envelope {
+    /// The ESDK algorithm suite; `None` for a JWE (always A256GCM).
+    pub fn suite(&self) -> Option<AlgorithmSuite> {
+        match self.format {
+            EnvelopeFormat::Esdk(suite) => Some(suite),
+            EnvelopeFormat::JweCompact | EnvelopeFormat::JweJson => None,
+        }
+    }
+}
+
+/// The format of one consumer's envelope.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EnvelopeFormat {
+    /// An AWS Encryption SDK message in this suite.
+    Esdk(AlgorithmSuite),
+    /// A JWE in the compact serialization (RFC 7516 §7.1): one recipient.
+    JweCompact,
+    /// A JWE in the general JSON serialization (RFC 7516 §7.2.1): one
+    /// recipient per key.
+    JweJson,
+}
+
+impl EnvelopeFormat {
+    /// A stable name for wire forms that carry the format as text:
+    /// `esdk`, `jwe-compact`, `jwe-json`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EnvelopeFormat::Esdk(_) => "esdk",
+            EnvelopeFormat::JweCompact => "jwe-compact",
+            EnvelopeFormat::JweJson => "jwe-json",
+        }
+    }
 }
 
 #[derive(Debug, Clone)]

@@ -1,16 +1,20 @@
 //! Sealing: one envelope per consumer, under every key of it that is active
-//! now. Consumers with local keys only are sealed on the CPU pool, the first
-//! of them in the task that opened the input and larger fan-outs split across
-//! idle threads; consumers with AWS-backed keys need their service first.
+//! now, in the consumer's format: an ESDK message, or a JWE (`reseal-jwe`)
+//! carrying the same encryption context in its protected header. Consumers
+//! with local keys only are sealed on the CPU pool, the first of them in the
+//! task that opened the input and larger fan-outs split across idle threads;
+//! consumers with AWS-backed keys need their service first.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use super::error::{self, BrokerError, Reason};
-use super::{Broker, CpuPool, Envelope};
+use super::{Broker, CpuPool, Envelope, EnvelopeFormat};
 use crate::esdk::{
     self, EncryptedDataKey, EncryptionContext, EncryptionMaterials, Plaintext, Recipient,
 };
-use crate::registry::{Consumer, ConsumerWrap, ContextInputs};
+use crate::jwe::{self, SealOptions, Serialization};
+use crate::registry::{Consumer, ConsumerFormat, ConsumerWrap, ContextInputs, JweOutput};
 
 /// Envelopes by the consumer's position in the response.
 pub(super) type Sealed = Vec<(usize, Result<Envelope, BrokerError>)>;
@@ -78,6 +82,19 @@ pub(super) fn seal_local_all(
         .iter()
         .map(|(i, c)| {
             let ec = c.output.build(&inputs.for_consumer(&c.id));
+            if let ConsumerFormat::Jwe(output) = &c.format {
+                let recipients = c
+                    .active_keys(now)
+                    .filter_map(|k| match &k.wrap {
+                        ConsumerWrap::Jwe(j) => Some(j.recipient.clone()),
+                        _ => None,
+                    })
+                    .collect();
+                return (
+                    *i,
+                    seal_jwe(c, output, recipients, plaintext.as_bytes(), ec),
+                );
+            }
             let recipients: Vec<Arc<dyn Recipient>> = c
                 .active_keys(now)
                 .filter_map(|k| match &k.wrap {
@@ -92,6 +109,59 @@ pub(super) fn seal_local_all(
             )
         })
         .collect()
+}
+
+/// Seals a JWE for a consumer's active keys (A256GCM, one recipient per
+/// key), its encryption context in the protected header's `reseal_context`.
+/// Compact for one key and JSON for several, unless the consumer forces one.
+fn seal_jwe(
+    consumer: &Consumer,
+    output: &JweOutput,
+    mut recipients: Vec<jwe::Recipient>,
+    plaintext: &[u8],
+    ec: EncryptionContext,
+) -> Result<Envelope, BrokerError> {
+    if recipients.is_empty() {
+        return Err(no_active_key(consumer));
+    }
+    if output.serialization == Some(Serialization::Compact) && recipients.len() > 1 {
+        // Validation refuses compact consumers whose keys overlap; this is
+        // the one instant where an old key's `not_after` is the new key's
+        // `not_before`: the newer key (keys are in order of `not_before`).
+        recipients.drain(..recipients.len() - 1);
+    }
+    let serialization = output.serialization.unwrap_or(if recipients.len() == 1 {
+        Serialization::Compact
+    } else {
+        Serialization::Json
+    });
+    let context = BTreeMap::from(ec);
+    let ciphertext = jwe::seal(
+        plaintext,
+        &recipients,
+        &SealOptions {
+            serialization: Some(serialization),
+            content_type: output.content_type.as_deref(),
+            context: Some(&context),
+        },
+    )
+    .map_err(|e| {
+        BrokerError::new(
+            Reason::Internal,
+            format!(
+                "the JWE for consumer `{}` could not be built: {e}",
+                consumer.id
+            ),
+        )
+    })?;
+    Ok(Envelope {
+        ciphertext,
+        key_ids: recipients.iter().map(|r| r.kid().to_owned()).collect(),
+        format: match serialization {
+            Serialization::Compact => EnvelopeFormat::JweCompact,
+            Serialization::Json => EnvelopeFormat::JweJson,
+        },
+    })
 }
 
 /// Seals under local recipients only: materials, wrapping, sealing.
@@ -114,7 +184,7 @@ fn seal_local(
     Ok(Envelope {
         ciphertext,
         key_ids,
-        suite: consumer.suite,
+        format: EnvelopeFormat::Esdk(consumer.suite),
     })
 }
 
@@ -129,6 +199,12 @@ impl Broker {
         ec: EncryptionContext,
         now: time::OffsetDateTime,
     ) -> Result<Envelope, BrokerError> {
+        if let ConsumerFormat::Jwe(output) = &consumer.format {
+            let output = output.clone();
+            return self
+                .seal_jwe_for(consumer, output, plaintext, ec, now)
+                .await;
+        }
         let keys: Vec<_> = consumer.active_keys(now).cloned().collect();
         if keys.is_empty() {
             return Err(no_active_key(&consumer));
@@ -148,6 +224,12 @@ impl Broker {
                         .map_err(|e| error::key_access_error(&k.id, e))?,
                 ),
                 ConsumerWrap::Kms(r) => remote.push((k.id.clone(), r.clone())),
+                ConsumerWrap::Jwe(_) | ConsumerWrap::JweFetched(_) => {
+                    return Err(BrokerError::internal(format!(
+                        "consumer `{}`: key `{}` seals JWE envelopes only",
+                        consumer.id, k.id
+                    )))
+                }
             }
         }
         if remote.is_empty() {
@@ -226,8 +308,43 @@ impl Broker {
         Ok(Envelope {
             ciphertext,
             key_ids,
-            suite,
+            format: EnvelopeFormat::Esdk(suite),
         })
+    }
+
+    /// Seals a JWE for a consumer with fetched keys (SSM public keys): each
+    /// fetched first (from the cache or SSM), then sealed on the CPU pool
+    /// like local keys.
+    async fn seal_jwe_for(
+        &self,
+        consumer: Arc<Consumer>,
+        output: JweOutput,
+        plaintext: Arc<Plaintext>,
+        ec: EncryptionContext,
+        now: time::OffsetDateTime,
+    ) -> Result<Envelope, BrokerError> {
+        let mut recipients = Vec::new();
+        for k in consumer.active_keys(now) {
+            match &k.wrap {
+                ConsumerWrap::Jwe(j) => recipients.push(j.recipient.clone()),
+                ConsumerWrap::JweFetched(f) => recipients.push(
+                    f.fetch()
+                        .await
+                        .map_err(|e| error::key_access_error(&k.id, e))?
+                        .as_ref()
+                        .clone(),
+                ),
+                ConsumerWrap::Local(_) | ConsumerWrap::Fetched(_) | ConsumerWrap::Kms(_) => {
+                    return Err(BrokerError::internal(format!(
+                        "consumer `{}`: key `{}` cannot seal JWE envelopes",
+                        consumer.id, k.id
+                    )))
+                }
+            }
+        }
+        self.cpu
+            .run(move || seal_jwe(&consumer, &output, recipients, plaintext.as_bytes(), ec))
+            .await?
     }
 }
 

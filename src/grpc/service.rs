@@ -72,6 +72,14 @@ fn decode(
     ))
 }
 
+fn envelope_format(format: broker::EnvelopeFormat) -> proto::EnvelopeFormat {
+    match format {
+        broker::EnvelopeFormat::Esdk(_) => proto::EnvelopeFormat::Esdk,
+        broker::EnvelopeFormat::JweCompact => proto::EnvelopeFormat::JweCompact,
+        broker::EnvelopeFormat::JweJson => proto::EnvelopeFormat::JweJson,
+    }
+}
+
 fn encode(resp: broker::ReencryptResponse) -> proto::ReencryptResponse {
     proto::ReencryptResponse {
         source_key_id: resp.source_key_id,
@@ -83,9 +91,10 @@ fn encode(resp: broker::ReencryptResponse) -> proto::ReencryptResponse {
             .map(|o| match o.result {
                 Ok(env) => proto::ConsumerResult {
                     consumer: o.consumer,
+                    algorithm_suite: env.suite().map(|s| s.to_string()).unwrap_or_default(),
+                    format: envelope_format(env.format) as i32,
                     ciphertext: env.ciphertext,
                     key_ids: env.key_ids,
-                    algorithm_suite: env.suite.to_string(),
                     error: None,
                 },
                 Err(e) => proto::ConsumerResult {
@@ -93,6 +102,7 @@ fn encode(resp: broker::ReencryptResponse) -> proto::ReencryptResponse {
                     ciphertext: Vec::new(),
                     key_ids: Vec::new(),
                     algorithm_suite: String::new(),
+                    format: proto::EnvelopeFormat::Unspecified as i32,
                     error: Some(proto::ConsumerError {
                         reason: e.reason.as_str().to_owned(),
                         message: e.message,

@@ -1,10 +1,10 @@
-//! X.509 certificates as consumer keys: the RSA public key inside, and the
-//! validity period that bounds its use.
+//! X.509 certificates as consumer keys: the public key inside (RSA for ESDK
+//! envelopes; RSA or EC for JWE ones), and the validity period that bounds its use.
 
 use aws_lc_rs::rsa::PublicEncryptingKey;
 use time::OffsetDateTime;
 use x509_parser::oid_registry::OID_PKCS1_RSAENCRYPTION;
-use x509_parser::prelude::{FromDer, X509Certificate};
+use x509_parser::prelude::{FromDer, SubjectPublicKeyInfo, X509Certificate};
 
 use super::{pem, raw_rsa, KeyError};
 
@@ -16,10 +16,16 @@ pub struct CertificateInfo {
     pub not_after: OffsetDateTime,
 }
 
-/// Parses the first `CERTIFICATE` in `pem_text`; it must carry an RSA key.
-pub fn rsa_certificate(
-    pem_text: &[u8],
-) -> Result<(PublicEncryptingKey, CertificateInfo), KeyError> {
+/// A certificate as a key: its DER (for `x5t#S256`), the DER
+/// `SubjectPublicKeyInfo` inside, and what an operator needs to know of it.
+pub struct Certificate {
+    pub der: Vec<u8>,
+    pub spki: Vec<u8>,
+    pub info: CertificateInfo,
+}
+
+/// Parses the first `CERTIFICATE` in `pem_text`, whatever key it carries.
+pub fn certificate(pem_text: &[u8]) -> Result<Certificate, KeyError> {
     let blocks = pem::parse_all(pem_text)?;
     let block = blocks
         .iter()
@@ -27,20 +33,32 @@ pub fn rsa_certificate(
         .ok_or(KeyError::Pem("no `CERTIFICATE` block"))?;
     let (_, cert) = X509Certificate::from_der(&block.der)
         .map_err(|e| KeyError::Invalid(format!("not a valid X.509 certificate: {e}")))?;
-    let spki = cert.public_key();
+    Ok(Certificate {
+        der: block.der.to_vec(),
+        spki: cert.public_key().raw.to_vec(),
+        info: CertificateInfo {
+            subject: cert.subject().to_string(),
+            not_before: cert.validity().not_before.to_datetime(),
+            not_after: cert.validity().not_after.to_datetime(),
+        },
+    })
+}
+
+/// Parses the first `CERTIFICATE` in `pem_text`; it must carry an RSA key.
+pub fn rsa_certificate(
+    pem_text: &[u8],
+) -> Result<(PublicEncryptingKey, CertificateInfo), KeyError> {
+    let cert = certificate(pem_text)?;
+    let (_, spki) = SubjectPublicKeyInfo::from_der(&cert.spki)
+        .map_err(|e| KeyError::Invalid(format!("not a valid X.509 certificate: {e}")))?;
     if spki.algorithm.algorithm != OID_PKCS1_RSAENCRYPTION {
         return Err(KeyError::Invalid(format!(
             "certificate key is not RSA (algorithm {})",
             spki.algorithm.algorithm
         )));
     }
-    let key = raw_rsa::parse_public_key_der(spki.raw)?;
-    let info = CertificateInfo {
-        subject: cert.subject().to_string(),
-        not_before: cert.validity().not_before.to_datetime(),
-        not_after: cert.validity().not_after.to_datetime(),
-    };
-    Ok((key, info))
+    let key = raw_rsa::parse_public_key_der(&cert.spki)?;
+    Ok((key, cert.info))
 }
 
 /// A self-signed certificate for an RSA key (development keys, demos, tests).

@@ -5,12 +5,14 @@
 //! * [`remote`]: the async counterparts for keys used through AWS, and [`aws`]
 //!   their implementations (SSM private keys, KMS) with caches.
 //! * [`pem`] and [`cert`]: the PEM/DER/X.509 shapes operators hand us.
+//! * [`jwe_keys`]: the same material as JWE recipients (the `reseal-jwe` crate's).
 //! * [`connect`]: Amazon Connect's shape of input (its defaults and an encoder).
 //! * [`secret`]: caller credentials' secrets, kept as digests.
 
 pub mod aws;
 pub mod cert;
 pub mod connect;
+pub mod jwe_keys;
 pub mod pem;
 pub mod raw_aes;
 pub mod raw_rsa;

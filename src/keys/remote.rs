@@ -19,6 +19,7 @@ use crate::esdk::{
     AlgorithmSuite, DataKey, EncryptedDataKey, EncryptionContext, Identity, KeyringContext,
     Recipient,
 };
+use crate::jwe;
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
@@ -108,6 +109,18 @@ pub trait FetchedRecipient: Send + Sync {
 
     /// The key, from the cache or the service.
     fn fetch(&self) -> BoxFuture<'_, Result<Arc<dyn Recipient>, KeyAccessError>>;
+
+    fn self_test(&self) -> BoxFuture<'_, Result<String, KeyAccessError>>;
+}
+
+/// A JWE consumer key whose material is fetched (a public key in SSM): the
+/// broker seals for the fetched recipient on the CPU pool, as it does for a
+/// [`FetchedRecipient`] of an ESDK consumer.
+pub trait FetchedJweRecipient: Send + Sync {
+    fn label(&self) -> String;
+
+    /// The recipient, from the cache or the service.
+    fn fetch(&self) -> BoxFuture<'_, Result<Arc<jwe::Recipient>, KeyAccessError>>;
 
     fn self_test(&self) -> BoxFuture<'_, Result<String, KeyAccessError>>;
 }

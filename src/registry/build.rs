@@ -10,25 +10,32 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 use zeroize::Zeroizing;
 
 use super::model::{
-    AwsSpec, ConfigFile, ConsumerKeyKind, ConsumerKeySpec, ConsumerSpec, DevelopmentSpec, KeyRef,
-    SecretRef, ServerSpec, SourceKind, SourceSpec,
+    AwsSpec, ConfigFile, ConsumerKeyKind, ConsumerKeySpec, ConsumerSpec, DevelopmentSpec,
+    EnvelopeFormatSpec, JweSerializationSpec, KeyRef, SecretRef, ServerSpec, SourceKind,
+    SourceSpec,
 };
 use super::yaml::{self, Document, Problem};
 use super::{
-    BasicCredential, BrokerLimits, CallerRule, Callers, Consumer, ConsumerKey, ConsumerWrap,
-    ContextRules, OutputContext, Propagate, Registry, SourceKey, SourceMaterial, SourceSet, Window,
+    BasicCredential, BrokerLimits, CallerRule, Callers, Consumer, ConsumerFormat, ConsumerKey,
+    ConsumerWrap, ContextRules, JweKey, JweOutput, OutputContext, Propagate, Registry, SourceKey,
+    SourceMaterial, SourceSet, Window,
 };
 use crate::esdk::{
     self, AlgorithmSuite, DecryptCommitment, DecryptPolicy, EncryptionContext, SuiteSet,
 };
+use crate::jwe;
 use crate::keys::aws::{arn::KmsArn, kms, ssm, AwsKeys};
-use crate::keys::cert::CertificateInfo;
+use crate::keys::cert::{self, CertificateInfo};
+use crate::keys::jwe_keys::{self, JweKeyError, PublicKind};
 use crate::keys::secret::{Secret, SecretDigest};
-use crate::keys::{connect, raw_rsa, Fingerprint, RawAesKeyring, RawRsaKeyring, RsaPadding};
+use crate::keys::{
+    connect, raw_rsa, Fingerprint, KeyError, RawAesKeyring, RawRsaKeyring, RsaPadding,
+};
 
 /// The file could not be turned into a registry.
 #[derive(Debug, thiserror::Error)]
@@ -244,6 +251,30 @@ fn source_reference(spec: &SourceSpec) -> String {
         }),
     }
     .unwrap_or_default()
+}
+
+/// Where a JWE consumer key's material comes from, for operators.
+fn jwe_key_reference(spec: &ConsumerKeySpec) -> String {
+    match spec.kind {
+        ConsumerKeyKind::X509 => spec.certificate.as_ref().map(ToString::to_string),
+        ConsumerKeyKind::RawAes => spec.key.as_ref().map(ToString::to_string),
+        ConsumerKeyKind::AwsKms => spec.key_id.clone(),
+        ConsumerKeyKind::RsaPublic | ConsumerKeyKind::EcPublic => {
+            spec.public_key.as_ref().map(ToString::to_string)
+        }
+    }
+    .unwrap_or_default()
+}
+
+/// A certificate's validity bounds the key's own window.
+fn certificate_window(own: Window, certificate: Option<&CertificateInfo>) -> Window {
+    match certificate {
+        Some(info) => own.intersect(Window {
+            not_before: Some(info.not_before),
+            not_after: Some(info.not_after),
+        }),
+        None => own,
+    }
 }
 
 /// What each source type compiles to, before the parts every type shares.
@@ -896,6 +927,8 @@ impl Builder<'_> {
         if spec.keys.is_empty() && !self.doc.has_entries(&format!("{entry}.keys")) {
             self.problem(entry, "keys", "at least one key is required");
         }
+        let format = self.consumer_format(spec, entry);
+        let esdk_format = format == ConsumerFormat::Esdk;
         let suite = match &spec.suite {
             Some(s) => match AlgorithmSuite::parse(s) {
                 Some(suite) => suite,
@@ -906,14 +939,14 @@ impl Builder<'_> {
             },
             None => DEFAULT_CONSUMER_SUITE,
         };
-        if !suite.is_committing() {
+        if esdk_format && !suite.is_committing() {
             self.warn(
                 entry,
                 format!("suite {suite} is not key-committing; use it only for readers on ESDK 1.x"),
             );
         }
         let frame_length = spec.frame_length.unwrap_or(esdk::DEFAULT_FRAME_LENGTH);
-        if frame_length == 0 || frame_length > MAX_FRAME_LENGTH {
+        if esdk_format && (frame_length == 0 || frame_length > MAX_FRAME_LENGTH) {
             self.problem(
                 entry,
                 "frame_length",
@@ -944,7 +977,7 @@ impl Builder<'_> {
         let mut names = BTreeSet::new();
         for (kid, kspec) in &spec.keys {
             let kentry = format!("{entry}.keys.{kid}");
-            if let Some((key, name)) = self.consumer_key(kid, kspec, &kentry) {
+            if let Some((key, name)) = self.consumer_key(kid, kspec, &kentry, spec.format) {
                 if let Some(name) = name {
                     if !names.insert(name.clone()) {
                         self.problem(
@@ -968,9 +1001,17 @@ impl Builder<'_> {
                     &b.id,
                 ))
         });
+        if let ConsumerFormat::Jwe(JweOutput {
+            serialization: Some(jwe::Serialization::Compact),
+            ..
+        }) = &format
+        {
+            self.compact_keys_apart(&keys, entry);
+        }
         Some(Consumer {
             id: id.to_owned(),
             keys,
+            format,
             suite,
             frame_length,
             output: OutputContext {
@@ -982,13 +1023,118 @@ impl Builder<'_> {
         })
     }
 
+    /// The consumer's envelope format, and every field set that the other
+    /// format uses.
+    fn consumer_format(&mut self, spec: &ConsumerSpec, entry: &str) -> ConsumerFormat {
+        match spec.format {
+            EnvelopeFormatSpec::Esdk => {
+                for (field, present) in [
+                    ("serialization", spec.serialization.is_some()),
+                    ("content_type", spec.content_type.is_some()),
+                ] {
+                    if present {
+                        self.problem(
+                            entry,
+                            field,
+                            "only used by JWE consumers (`format: jwe`); remove it",
+                        );
+                    }
+                }
+                ConsumerFormat::Esdk
+            }
+            EnvelopeFormatSpec::Jwe => {
+                for (field, present) in [
+                    ("suite", spec.suite.is_some()),
+                    ("frame_length", spec.frame_length.is_some()),
+                ] {
+                    if present {
+                        self.problem(
+                            entry,
+                            field,
+                            "not used by `format: jwe` (JWE envelopes are A256GCM, unframed); remove it",
+                        );
+                    }
+                }
+                if let Some(cty) = &spec.content_type {
+                    if cty.is_empty() || cty.chars().any(char::is_control) {
+                        self.problem(
+                            entry,
+                            "content_type",
+                            "must be a non-empty media type without control characters",
+                        );
+                    }
+                }
+                ConsumerFormat::Jwe(JweOutput {
+                    serialization: spec.serialization.map(|s| match s {
+                        JweSerializationSpec::Compact => jwe::Serialization::Compact,
+                        JweSerializationSpec::Json => jwe::Serialization::Json,
+                    }),
+                    content_type: spec.content_type.clone(),
+                })
+            }
+        }
+    }
+
+    /// `serialization: compact` holds one recipient: no two keys of the
+    /// consumer may be active at the same time (an old key's `not_after`
+    /// equal to the new key's `not_before` is a cut-over, not an overlap).
+    fn compact_keys_apart(&mut self, keys: &[ConsumerKey], entry: &str) {
+        for (i, a) in keys.iter().enumerate() {
+            for b in &keys[i + 1..] {
+                let start = a.window.not_before.max(b.window.not_before);
+                let end = match (a.window.not_after, b.window.not_after) {
+                    (Some(x), Some(y)) => Some(x.min(y)),
+                    (x, y) => x.or(y),
+                };
+                let overlap = match (start, end) {
+                    (Some(s), Some(e)) => s < e,
+                    _ => true,
+                };
+                if overlap {
+                    self.problem(
+                        entry,
+                        "serialization",
+                        format!(
+                            "`compact` holds one recipient, but keys `{}` and `{}` are active at the same time{}; \
+                             use `json` (or leave `serialization` out) for a rotation with both keys, \
+                             or end one key's window where the other's begins",
+                            a.id,
+                            b.id,
+                            match start.and_then(|s| s.format(&Rfc3339).ok()) {
+                                Some(s) => format!(" from {s}"),
+                                None => String::new(),
+                            }
+                        ),
+                    );
+                }
+            }
+        }
+    }
+
     fn consumer_key(
         &mut self,
         id: &str,
         spec: &ConsumerKeySpec,
         entry: &str,
+        format: EnvelopeFormatSpec,
     ) -> Option<(ConsumerKey, Option<(String, String)>)> {
         let own_window = self.window(spec.not_before, spec.not_after, entry, "not_after");
+        if format == EnvelopeFormatSpec::Jwe {
+            let (wrap, certificate) = self.jwe_consumer_key(id, spec, entry)?;
+            return Some((
+                ConsumerKey {
+                    id: id.to_owned(),
+                    kind: spec.kind,
+                    wrap,
+                    window: certificate_window(own_window, certificate.as_ref()),
+                    certificate,
+                    provider_id: None,
+                    key_name: None,
+                    reference: jwe_key_reference(spec),
+                },
+                None,
+            ));
+        }
         let provider_id = spec
             .provider_id
             .clone()
@@ -1008,15 +1154,16 @@ impl Builder<'_> {
                 None,
             ),
             ConsumerKeyKind::AwsKms => (self.kms_consumer_key(spec, entry)?, None),
+            ConsumerKeyKind::EcPublic => {
+                self.problem(
+                    entry,
+                    "type",
+                    "`ec-public` keys need the consumer's `format: jwe` (ESDK envelopes have no EC recipients)",
+                );
+                return None;
+            }
         };
-        // A certificate's validity bounds the key's own window.
-        let window = match &certificate {
-            Some(info) => own_window.intersect(Window {
-                not_before: Some(info.not_before),
-                not_after: Some(info.not_after),
-            }),
-            None => own_window,
-        };
+        let window = certificate_window(own_window, certificate.as_ref());
         let name = match spec.kind {
             ConsumerKeyKind::AwsKms => None,
             _ => Some((provider_id, key_name)),
@@ -1026,6 +1173,7 @@ impl Builder<'_> {
             ConsumerKeyKind::X509 => spec.certificate.as_ref().map(ToString::to_string),
             ConsumerKeyKind::RawAes => spec.key.as_ref().map(ToString::to_string),
             ConsumerKeyKind::AwsKms => spec.key_id.clone(),
+            ConsumerKeyKind::EcPublic => spec.public_key.as_ref().map(ToString::to_string),
         };
         Some((
             ConsumerKey {
@@ -1079,6 +1227,16 @@ impl Builder<'_> {
             )));
         }
         let pem = self.material(r, entry, "public_key")?;
+        if let Ok(info @ jwe::KeyInfo::Ec { .. }) = jwe_keys::spki_from_pem(&pem)
+            .and_then(|spki| jwe::inspect_spki(&spki).map_err(|e| KeyError::Invalid(e.to_string())))
+        {
+            self.problem(
+                entry,
+                "public_key",
+                format!("the key is {info}; ESDK envelopes take RSA keys only (EC keys work with the consumer's `format: jwe` and type `ec-public`) (from {r})"),
+            );
+            return None;
+        }
         let public = match raw_rsa::parse_public_key_pem(&pem) {
             Ok(k) => k,
             Err(e) => {
@@ -1101,7 +1259,17 @@ impl Builder<'_> {
         let padding = spec.padding.unwrap_or(DEFAULT_CONSUMER_PADDING);
         let r = self.required(&spec.certificate, entry, "certificate", spec.kind.as_str())?;
         let pem = self.material(r, entry, "certificate")?;
-        let (public, info) = match crate::keys::cert::rsa_certificate(&pem) {
+        if let Ok(info @ jwe::KeyInfo::Ec { .. }) = cert::certificate(&pem)
+            .and_then(|c| jwe::inspect_spki(&c.spki).map_err(|e| KeyError::Invalid(e.to_string())))
+        {
+            self.problem(
+                entry,
+                "certificate",
+                format!("the certificate holds an {info} key; ESDK envelopes take RSA keys only (EC keys work with the consumer's `format: jwe`) (from {r})"),
+            );
+            return None;
+        }
+        let (public, info) = match cert::rsa_certificate(&pem) {
             Ok(parsed) => parsed,
             Err(e) => {
                 self.problem(entry, "certificate", format!("{e} (from {r})"));
@@ -1190,6 +1358,162 @@ impl Builder<'_> {
             .push((entry.to_owned(), Material::Kms(key_id.clone())));
         let aws = self.aws_keys(entry, "key_id")?;
         Some(ConsumerWrap::Kms(aws.kms_recipient(key_id)))
+    }
+
+    /// A JWE consumer's key: one function per key type below. Every type
+    /// refuses the ESDK-only fields.
+    fn jwe_consumer_key(
+        &mut self,
+        id: &str,
+        spec: &ConsumerKeySpec,
+        entry: &str,
+    ) -> Option<(ConsumerWrap, Option<CertificateInfo>)> {
+        for (field, present, why) in [
+            (
+                "padding",
+                spec.padding.is_some(),
+                "JWE RSA keys always use RSA-OAEP-256",
+            ),
+            (
+                "provider_id",
+                spec.provider_id.is_some(),
+                "a JWE recipient is named by its `kid`, the key's id",
+            ),
+            (
+                "key_name",
+                spec.key_name.is_some(),
+                "a JWE recipient is named by its `kid`, the key's id",
+            ),
+        ] {
+            if present {
+                self.problem(
+                    entry,
+                    field,
+                    format!("not used by `format: jwe` ({why}); remove it"),
+                );
+            }
+        }
+        match spec.kind {
+            ConsumerKeyKind::RsaPublic => {
+                Some((self.jwe_public_key(id, spec, entry, PublicKind::Rsa)?, None))
+            }
+            ConsumerKeyKind::EcPublic => {
+                Some((self.jwe_public_key(id, spec, entry, PublicKind::Ec)?, None))
+            }
+            ConsumerKeyKind::X509 => {
+                let (wrap, info) = self.jwe_x509_key(id, spec, entry)?;
+                Some((wrap, Some(info)))
+            }
+            ConsumerKeyKind::RawAes => Some((self.jwe_raw_aes_key(id, spec, entry)?, None)),
+            ConsumerKeyKind::AwsKms => {
+                self.problem(
+                    entry,
+                    "type",
+                    "`aws-kms` keys cannot seal JWE envelopes (JWE has no KMS key management, \
+                     and a KMS key never leaves KMS); give this consumer an `rsa-public`, `x509`, \
+                     `ec-public` or 32-byte `raw-aes` key, or `format: esdk`",
+                );
+                None
+            }
+        }
+    }
+
+    /// A JWE consumer's RSA (RSA-OAEP-256) or EC P-256 / P-384
+    /// (ECDH-ES+A256KW) public key: PEM from `file:`/`env:`/inline, or an SSM
+    /// parameter fetched like an ESDK consumer's.
+    fn jwe_public_key(
+        &mut self,
+        id: &str,
+        spec: &ConsumerKeySpec,
+        entry: &str,
+        kind: PublicKind,
+    ) -> Option<ConsumerWrap> {
+        self.consumer_key_unused(spec, entry, &["key", "key_id", "certificate"]);
+        let r = self.required(&spec.public_key, entry, "public_key", spec.kind.as_str())?;
+        if let KeyRef::Ssm(param) = r {
+            let aws = self.aws_keys(entry, "public_key")?;
+            return Some(ConsumerWrap::JweFetched(
+                aws.ssm_jwe_public_key(param, id, kind),
+            ));
+        }
+        let pem = self.material(r, entry, "public_key")?;
+        match jwe_keys::public_key_recipient(id, &pem, kind) {
+            Ok(recipient) => Some(ConsumerWrap::Jwe(Arc::new(JweKey {
+                recipient,
+                opener: None,
+            }))),
+            Err(e) => {
+                let hint = match &e {
+                    JweKeyError::WrongKind { found, .. } => match found {
+                        jwe::KeyInfo::Rsa { .. } => "; use type `rsa-public`",
+                        jwe::KeyInfo::Ec { .. } => "; use type `ec-public`",
+                        jwe::KeyInfo::Aes256 => "",
+                    },
+                    _ => "",
+                };
+                self.problem(entry, "public_key", format!("{e}{hint} (from {r})"));
+                None
+            }
+        }
+    }
+
+    /// A JWE consumer's certificate, RSA or EC P-256 / P-384: `x5t#S256` in
+    /// its recipient header, its validity bounding the key's use.
+    fn jwe_x509_key(
+        &mut self,
+        id: &str,
+        spec: &ConsumerKeySpec,
+        entry: &str,
+    ) -> Option<(ConsumerWrap, CertificateInfo)> {
+        self.consumer_key_unused(spec, entry, &["key", "key_id", "public_key"]);
+        let r = self.required(&spec.certificate, entry, "certificate", spec.kind.as_str())?;
+        let pem = self.material(r, entry, "certificate")?;
+        match jwe_keys::certificate_recipient(id, &pem) {
+            Ok((recipient, info)) => Some((
+                ConsumerWrap::Jwe(Arc::new(JweKey {
+                    recipient,
+                    opener: None,
+                })),
+                info,
+            )),
+            Err(e) => {
+                self.problem(entry, "certificate", format!("{e} (from {r})"));
+                None
+            }
+        }
+    }
+
+    /// A JWE consumer's shared AES key: exactly 32 bytes (A256KW).
+    fn jwe_raw_aes_key(
+        &mut self,
+        id: &str,
+        spec: &ConsumerKeySpec,
+        entry: &str,
+    ) -> Option<ConsumerWrap> {
+        self.consumer_key_unused(spec, entry, &["public_key", "certificate", "key_id"]);
+        let r = self.required(&spec.key, entry, "key", spec.kind.as_str())?;
+        let bytes = self.aes_key(r, entry, "key")?;
+        if bytes.len() != 32 {
+            self.problem(
+                entry,
+                "key",
+                format!(
+                    "AES key is {} bytes; JWE consumers need exactly 32 (A256KW; A128KW and A192KW are not offered)",
+                    bytes.len()
+                ),
+            );
+            return None;
+        }
+        match jwe_keys::aes_recipient(id, &bytes) {
+            Ok((recipient, opener)) => Some(ConsumerWrap::Jwe(Arc::new(JweKey {
+                recipient,
+                opener: Some(opener),
+            }))),
+            Err(e) => {
+                self.problem(entry, "key", e);
+                None
+            }
+        }
     }
 
     fn routes(

@@ -5,17 +5,22 @@
 //! registry; a non-blocking one (an expired certificate, AWS unreachable right
 //! now) is reported but does not stop the others from being served.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 
 use time::OffsetDateTime;
 
 use super::listing::{rfc3339, CertificateDates};
-use super::{CertificateInfo, ConsumerWrap, Registry, SourceMaterial, WindowStatus};
+use super::{
+    CertificateInfo, ConsumerFormat, ConsumerWrap, JweKey, JweOutput, Registry, SourceMaterial,
+    WindowStatus,
+};
 use crate::esdk::{
     self, AlgorithmSuite, DecryptPolicy, EncryptionContext, EncryptionMaterials, IdentitySet,
     Keyring, Recipient,
 };
+use crate::jwe;
 use crate::keys::remote::KeyAccessError;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
@@ -141,11 +146,40 @@ fn wraps(
     esdk::seal(TEST_DATA, &m, frame_length).map(drop)
 }
 
+/// Seals test data for a JWE consumer key as the consumer's envelopes are
+/// sealed and, where reseal holds the key that opens it (a shared AES key),
+/// opens it again. Returns what was done ("seals", "seals and opens").
+fn jwe_round_trip(key: &JweKey, output: &JweOutput) -> Result<&'static str, String> {
+    let context: BTreeMap<String, String> = test_context()
+        .iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+    let sealed = jwe::seal(
+        TEST_DATA,
+        std::slice::from_ref(&key.recipient),
+        &jwe::SealOptions {
+            serialization: output.serialization,
+            content_type: output.content_type.as_deref(),
+            context: Some(&context),
+        },
+    )
+    .map_err(|e| e.to_string())?;
+    let Some(opener) = &key.opener else {
+        return Ok("seals");
+    };
+    let opened = jwe::open_bytes(&sealed, opener).map_err(|e| format!("cannot open: {e}"))?;
+    if opened.plaintext.as_slice() != TEST_DATA || opened.context() != Some(context) {
+        return Err("round trip mismatch".into());
+    }
+    Ok("seals and opens")
+}
+
 async fn remote_self_test(wrap: &ConsumerWrap) -> Result<String, KeyAccessError> {
     match wrap {
         ConsumerWrap::Fetched(f) => f.self_test().await,
         ConsumerWrap::Kms(k) => k.self_test().await,
-        ConsumerWrap::Local(_) => Ok(String::new()),
+        ConsumerWrap::JweFetched(f) => f.self_test().await,
+        ConsumerWrap::Local(_) | ConsumerWrap::Jwe(_) => Ok(String::new()),
     }
 }
 
@@ -288,7 +322,9 @@ pub async fn self_test_with(
                         }
                     }
                 }
-                ConsumerWrap::Fetched(_) | ConsumerWrap::Kms(_) if options.offline => {
+                ConsumerWrap::Fetched(_) | ConsumerWrap::Kms(_) | ConsumerWrap::JweFetched(_)
+                    if options.offline =>
+                {
                     if status == CheckStatus::Ok {
                         status = CheckStatus::Skip;
                     }
@@ -297,7 +333,29 @@ pub async fn self_test_with(
                         format!("{}: not exercised (offline: no AWS call)", key.reference),
                     );
                 }
-                ConsumerWrap::Fetched(_) | ConsumerWrap::Kms(_) => {
+                ConsumerWrap::Jwe(key) => {
+                    let output = match &consumer.format {
+                        ConsumerFormat::Jwe(output) => output.clone(),
+                        ConsumerFormat::Esdk => JweOutput::default(),
+                    };
+                    let done = {
+                        let key = key.clone();
+                        tokio::task::spawn_blocking(move || jwe_round_trip(&key, &output))
+                            .await
+                            .unwrap_or_else(|_| Err("self-test task failed".into()))
+                    };
+                    let r = &key.recipient;
+                    match done {
+                        Ok(done) => notes
+                            .insert(0, format!("JWE {} ({}): {done} ok", r.alg(), r.key_info())),
+                        Err(e) => {
+                            status = CheckStatus::Fail;
+                            blocking = true;
+                            notes.insert(0, format!("JWE {}: cannot seal: {e}", r.alg()));
+                        }
+                    }
+                }
+                ConsumerWrap::Fetched(_) | ConsumerWrap::Kms(_) | ConsumerWrap::JweFetched(_) => {
                     match remote_self_test(&key.wrap).await {
                         Ok(detail) => notes.insert(0, detail),
                         Err(e) => {

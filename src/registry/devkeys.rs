@@ -8,7 +8,7 @@ use base64::Engine as _;
 use time::{Duration, OffsetDateTime};
 
 use super::model::{ConfigFile, ConsumerKeyKind, KeyRef, SourceKind};
-use crate::keys::{cert, raw_rsa};
+use crate::keys::{cert, jwe_keys, raw_rsa};
 
 fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
     if let Some(dir) = path.parent() {
@@ -147,6 +147,23 @@ pub fn generate_missing_dev_keys(
                 ConsumerKeyKind::RawAes => {
                     if let Some(path) = missing(&key.key) {
                         write_aes(&path, &mut created)?;
+                    }
+                }
+                ConsumerKeyKind::EcPublic => {
+                    // A new P-256 pair, unless a private key is already
+                    // there (its public half is then the operator's to supply).
+                    let private_path = missing(&key.public_key).map(|p| (private_sibling(&p), p));
+                    if let Some((private_path, path)) =
+                        private_path.filter(|(private, _)| !private.exists())
+                    {
+                        let (private, public) = jwe_keys::generate_ec_pem(crate::jwe::Curve::P256)
+                            .map_err(|e| e.to_string())?;
+                        write_private(&private_path, &private)
+                            .map_err(|e| format!("{}: {e}", private_path.display()))?;
+                        created.push(private_path);
+                        write_public(&path, &public)
+                            .map_err(|e| format!("{}: {e}", path.display()))?;
+                        created.push(path);
                     }
                 }
                 ConsumerKeyKind::AwsKms => {}

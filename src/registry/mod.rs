@@ -23,8 +23,11 @@ use time::OffsetDateTime;
 use crate::esdk::{
     self, AlgorithmSuite, DecryptPolicy, EncryptionContext, Header, KeyIndex, Keyring, Recipient,
 };
+use crate::jwe;
 pub use crate::keys::cert::CertificateInfo;
-use crate::keys::remote::{FetchedRecipient, KeyAccessError, RemoteRecipient, RemoteSource};
+use crate::keys::remote::{
+    FetchedJweRecipient, FetchedRecipient, KeyAccessError, RemoteRecipient, RemoteSource,
+};
 use crate::keys::secret::{Secret, SecretDigest};
 use crate::telemetry::KeyExpiry;
 pub use build::{
@@ -32,7 +35,7 @@ pub use build::{
 };
 pub use check::{self_test, self_test_with, Check, CheckStatus, SelfTestOptions};
 pub use devkeys::generate_missing_dev_keys;
-pub use model::{ConfigFile, ConsumerKeyKind, ContextField, SourceKind};
+pub use model::{ConfigFile, ConsumerKeyKind, ContextField, EnvelopeFormatSpec, SourceKind};
 pub use reload::{ConfigSource, RegistryHandle, ReloadOutcome};
 pub use yaml::{Origin, Problem};
 
@@ -266,7 +269,9 @@ impl SourceSet {
     }
 }
 
-/// How a consumer key wraps data keys.
+/// How a consumer key wraps data keys. The first three serve ESDK
+/// consumers, the last two JWE consumers; a consumer's keys are all of its
+/// format's kinds.
 #[derive(Clone)]
 pub enum ConsumerWrap {
     /// Parsed at load: wrapping is pure CPU.
@@ -275,6 +280,41 @@ pub enum ConsumerWrap {
     Fetched(Arc<dyn FetchedRecipient>),
     /// Wrapped by AWS KMS.
     Kms(Arc<dyn RemoteRecipient>),
+    /// A JWE recipient parsed at load: sealing is pure CPU.
+    Jwe(Arc<JweKey>),
+    /// A JWE recipient fetched from AWS (an SSM public key) behind a cache,
+    /// then used like a local one.
+    JweFetched(Arc<dyn FetchedJweRecipient>),
+}
+
+/// A JWE consumer key parsed at load.
+pub struct JweKey {
+    pub recipient: jwe::Recipient,
+    /// The key that opens what is sealed for it, where reseal holds it (a
+    /// shared AES key): `reseal validate` seals test data and opens it again.
+    pub opener: Option<jwe::DecryptionKey>,
+}
+
+/// What a consumer's envelopes are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConsumerFormat {
+    /// AWS Encryption SDK messages under [`Consumer::suite`] and
+    /// [`Consumer::frame_length`].
+    Esdk,
+    /// JSON Web Encryption (RFC 7516), A256GCM.
+    Jwe(JweOutput),
+}
+
+/// A JWE consumer's settings.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct JweOutput {
+    /// A forced serialization; `None`: compact with one active key, general
+    /// JSON with several. Compact is only allowed for consumers whose keys
+    /// are never active together; at the one instant where an old key's
+    /// `not_after` is a new key's `not_before`, the newer key is used.
+    pub serialization: Option<jwe::Serialization>,
+    /// The `cty` header parameter.
+    pub content_type: Option<String>,
 }
 
 /// One of a consumer's keys.
@@ -358,7 +398,11 @@ impl OutputContext {
 pub struct Consumer {
     pub id: String,
     pub keys: Vec<ConsumerKey>,
+    /// ESDK or JWE envelopes.
+    pub format: ConsumerFormat,
+    /// ESDK envelopes' suite (JWE consumers: unused).
     pub suite: AlgorithmSuite,
+    /// ESDK envelopes' frame length (JWE consumers: unused).
     pub frame_length: u32,
     pub output: OutputContext,
     pub expiry_warning: Duration,
@@ -369,6 +413,7 @@ impl fmt::Debug for Consumer {
         f.debug_struct("Consumer")
             .field("id", &self.id)
             .field("keys", &self.keys.iter().map(|k| &k.id).collect::<Vec<_>>())
+            .field("format", &self.format)
             .field("suite", &self.suite)
             .finish_non_exhaustive()
     }
@@ -384,7 +429,7 @@ impl Consumer {
     pub fn is_local(&self) -> bool {
         self.keys
             .iter()
-            .all(|k| matches!(k.wrap, ConsumerWrap::Local(_)))
+            .all(|k| matches!(k.wrap, ConsumerWrap::Local(_) | ConsumerWrap::Jwe(_)))
     }
 }
 

@@ -385,17 +385,56 @@ pub struct ContextRulesSpec {
 #[serde(deny_unknown_fields)]
 pub struct ConsumerSpec {
     pub description: Option<String>,
-    /// The consumer's keys; every active one gets an EDK in the envelope.
+    /// The consumer's keys; every active one gets an EDK in the envelope
+    /// (a recipient in a JWE envelope).
     pub keys: BTreeMap<String, ConsumerKeySpec>,
-    /// Envelope suite (hex). Default `0x0478`: committed, unsigned.
+    /// What the consumer's envelopes are: `esdk` (default) or `jwe`.
+    #[serde(default)]
+    pub format: EnvelopeFormatSpec,
+    /// Envelope suite (hex). Default `0x0478`: committed, unsigned. ESDK only.
     pub suite: Option<String>,
-    /// Envelope frame length. Default 4096.
+    /// Envelope frame length. Default 4096. ESDK only.
     pub frame_length: Option<u32>,
+    /// JWE only: force a serialization. Default: compact with one active
+    /// key, general JSON with several (a consumer mid-rotation).
+    pub serialization: Option<JweSerializationSpec>,
+    /// JWE only: the `cty` header parameter (the payload's media type).
+    pub content_type: Option<String>,
     #[serde(default)]
     pub encryption_context: OutputContextSpec,
     /// Warn this long before a key or certificate stops being usable. Default 30 days.
     #[serde(default, with = "humantime_serde::option")]
     pub expiry_warning: Option<Duration>,
+}
+
+/// A consumer's envelope format.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum EnvelopeFormatSpec {
+    /// AWS Encryption SDK messages (the consumer opens them with an ESDK).
+    #[default]
+    Esdk,
+    /// JSON Web Encryption (RFC 7516), for consumers with a JOSE library.
+    Jwe,
+}
+
+impl EnvelopeFormatSpec {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EnvelopeFormatSpec::Esdk => "esdk",
+            EnvelopeFormatSpec::Jwe => "jwe",
+        }
+    }
+}
+
+/// A JWE serialization a consumer can force.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum JweSerializationSpec {
+    /// The compact serialization: exactly one recipient.
+    Compact,
+    /// The general JSON serialization: one recipient per active key.
+    Json,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
@@ -404,8 +443,11 @@ pub enum ConsumerKeyKind {
     /// RSA public key PEM.
     RsaPublic,
     /// X.509 certificate PEM; its validity period bounds the key's use.
+    /// RSA for ESDK consumers; RSA or EC (P-256, P-384) for JWE consumers.
     X509,
-    /// AES-GCM key shared with the consumer.
+    /// EC public key PEM (P-256 or P-384): JWE consumers only (ECDH-ES+A256KW).
+    EcPublic,
+    /// AES-GCM key shared with the consumer (JWE: A256KW, 32 bytes).
     RawAes,
     /// The consumer's AWS KMS symmetric key.
     AwsKms,
@@ -416,6 +458,7 @@ impl ConsumerKeyKind {
         match self {
             ConsumerKeyKind::RsaPublic => "rsa-public",
             ConsumerKeyKind::X509 => "x509",
+            ConsumerKeyKind::EcPublic => "ec-public",
             ConsumerKeyKind::RawAes => "raw-aes",
             ConsumerKeyKind::AwsKms => "aws-kms",
         }
@@ -432,11 +475,12 @@ pub struct ConsumerKeySpec {
     pub key: Option<KeyRef>,
     /// aws-kms: key ARN (or alias ARN).
     pub key_id: Option<String>,
-    /// RSA padding; default `oaep-sha256`.
+    /// RSA padding; default `oaep-sha256`. ESDK only (JWE: RSA-OAEP-256).
     pub padding: Option<RsaPadding>,
-    /// EDK provider id the consumer's keyring expects; default `reseal`.
+    /// EDK provider id the consumer's keyring expects; default `reseal`. ESDK only.
     pub provider_id: Option<String>,
     /// EDK key name the consumer's keyring expects; default: this key's id.
+    /// ESDK only (a JWE recipient's `kid` is the key's id).
     pub key_name: Option<String>,
     #[serde(default, with = "rfc3339")]
     pub not_before: Option<OffsetDateTime>,

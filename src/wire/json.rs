@@ -145,6 +145,10 @@ pub struct ConsumerResult {
         skip_serializing_if = "String::is_empty"
     )]
     pub algorithm_suite: String,
+    /// The proto enum's name (`ENVELOPE_FORMAT_ESDK`, `ENVELOPE_FORMAT_JWE_COMPACT`,
+    /// `ENVELOPE_FORMAT_JWE_JSON`), left out when unspecified (an error).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub format: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<ConsumerError>,
 }
@@ -161,6 +165,15 @@ pub struct ConsumerError {
     pub retryable: bool,
 }
 
+/// An envelope format as proto3 JSON spells the `EnvelopeFormat` enum.
+pub fn envelope_format_name(format: broker::EnvelopeFormat) -> &'static str {
+    match format {
+        broker::EnvelopeFormat::Esdk(_) => "ENVELOPE_FORMAT_ESDK",
+        broker::EnvelopeFormat::JweCompact => "ENVELOPE_FORMAT_JWE_COMPACT",
+        broker::EnvelopeFormat::JweJson => "ENVELOPE_FORMAT_JWE_JSON",
+    }
+}
+
 impl From<broker::ReencryptResponse> for ReencryptResponse {
     fn from(resp: broker::ReencryptResponse) -> Self {
         ReencryptResponse {
@@ -173,9 +186,10 @@ impl From<broker::ReencryptResponse> for ReencryptResponse {
                 .map(|o| match o.result {
                     Ok(env) => ConsumerResult {
                         consumer: o.consumer,
+                        algorithm_suite: env.suite().map(|s| s.to_string()).unwrap_or_default(),
+                        format: envelope_format_name(env.format).to_owned(),
                         ciphertext: Some(env.ciphertext).filter(|c| !c.is_empty()),
                         key_ids: env.key_ids,
-                        algorithm_suite: env.suite.to_string(),
                         error: None,
                     },
                     Err(e) => ConsumerResult {

@@ -1126,3 +1126,129 @@ consumers:
     assert_eq!(status, 200, "{ok}");
     running.stop().await.unwrap();
 }
+
+/// JWE consumers' public keys in SSM (`public_key: ssm:...`, RSA and EC)
+/// work like ESDK consumers' SSM keys: fetched through the key-material cache,
+/// sealed for on the CPU pool, served stale while SSM is unreachable; a
+/// parameter holding the wrong kind of key fails that consumer alone, and
+/// `reseal validate` names it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jwe_consumer_public_keys_in_ssm() {
+    let Some(url) = moto() else { return };
+    let proxy = Proxy::start(&url).await;
+    let run = hex::encode(rand_bytes());
+    let (rsa_param, ec_param) = (format!("/it-{run}/jwe-rsa"), format!("/it-{run}/jwe-p256"));
+    put_param(&url, &rsa_param, &jwe_keys()["jwe-rsa"].public).await;
+    put_param(&url, &ec_param, &jwe_keys()["jwe-p256"].public).await;
+    let fx = Fixture::new().with_jwe_keys();
+    let yaml = format!(
+        r#"
+server: {{reload_interval: 0s}}
+{aws}
+sources:
+  connect-a:
+    type: raw-rsa
+    key_name: {CONNECT_A}
+    private_key: file:connect-a.pem
+consumers:
+  j-ssm:
+    format: jwe
+    keys:
+      j-ssm-rsa: {{type: rsa-public, public_key: "ssm:{rsa_param}"}}
+      j-ssm-ec: {{type: ec-public, public_key: "ssm:{ec_param}"}}
+    encryption_context: {{add: [consumer_id]}}
+  j-local:
+    format: jwe
+    keys: {{j-local-1: {{type: ec-public, public_key: file:jwe-p256.pub.pem}}}}
+  payments:
+    keys: {{p: {{type: rsa-public, public_key: file:payments.pub.pem}}}}
+"#,
+        aws = aws_section(
+            &proxy.url(),
+            "  key_cache: {refresh_after: 0s, stale_if_error: 1h}"
+        )
+    );
+    let cfg = fx.write("reseal.yaml", &yaml);
+    let running = start(&cfg, manual_clock("2030-06-15T00:00:00Z")).await;
+    let mut c = client(&running).await;
+    let all = ["j-ssm", "j-local", "payments"];
+    let call = |c: &mut reseal::grpc::proto::reencrypt_service_client::ReencryptServiceClient<
+        tonic::transport::Channel,
+    >| {
+        let mut c = c.clone();
+        async move {
+            c.reencrypt(req(connect_message("connect-a", CONNECT_A, b"4111"), &all))
+                .await
+                .unwrap()
+                .into_inner()
+        }
+    };
+    let check = |resp: &reseal::grpc::proto::ReencryptResponse| {
+        let ssm = &resp.results[0];
+        assert!(ssm.error.is_none(), "{:?}", ssm.error);
+        assert_eq!(ssm.format(), reseal::grpc::proto::EnvelopeFormat::JweJson);
+        assert_eq!(ssm.key_ids, ["j-ssm-ec", "j-ssm-rsa"]);
+        for (kid, name) in [("j-ssm-rsa", "jwe-rsa"), ("j-ssm-ec", "jwe-p256")] {
+            let opened = reseal::jwe::open_bytes(&ssm.ciphertext, &jwe_opener(name, kid)).unwrap();
+            assert_eq!(opened.plaintext.as_slice(), b"4111");
+            assert_eq!(opened.context().unwrap()["reseal-consumer-id"], "j-ssm");
+        }
+        assert_eq!(
+            resp.results[1].format(),
+            reseal::grpc::proto::EnvelopeFormat::JweCompact
+        );
+        assert_eq!(
+            resp.results[2].format(),
+            reseal::grpc::proto::EnvelopeFormat::Esdk
+        );
+    };
+    check(&call(&mut c).await);
+
+    // SSM goes away: the fetched keys keep serving (stale-if-error).
+    proxy.set(Mode::Drop);
+    check(&call(&mut c).await);
+    let metrics = harness_metrics(&running).await;
+    assert!(
+        metrics
+            .contains("reseal_cache_lookups_total{cache=\"ssm_jwe_public_keys\",result=\"stale\"}"),
+        "{metrics}"
+    );
+    proxy.set(Mode::Forward);
+    running.stop().await.unwrap();
+
+    // `reseal validate` fetches and checks each SSM key's kind and size.
+    let cfg = fx.write(
+        "validate.yaml",
+        &format!(
+            "{yaml}  j-wrong:\n    format: jwe\n    keys: {{j-wrong-1: {{type: ec-public, public_key: \"ssm:{rsa_param}\"}}}}\n"
+        ),
+    );
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_reseal"))
+        .args(["validate", "--config"])
+        .arg(&cfg)
+        .env("AWS_ENDPOINT_URL", &url)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "{stdout}");
+    assert!(
+        stdout.lines().any(|l| l.starts_with("OK")
+            && l.contains("consumers.j-ssm.keys.j-ssm-ec ")
+            && l.contains(&format!(
+                "JWE ECDH-ES+A256KW (EC P-256) public key from ssm:{ec_param} parses"
+            ))),
+        "{stdout}"
+    );
+    assert!(
+        stdout.lines().any(|l| l.starts_with("OK")
+            && l.contains("consumers.j-ssm.keys.j-ssm-rsa ")
+            && l.contains("JWE RSA-OAEP-256 (RSA 2048-bit)")),
+        "{stdout}"
+    );
+    assert!(
+        stdout.lines().any(|l| l.starts_with("FAIL")
+            && l.contains("consumers.j-wrong.keys.j-wrong-1 ")
+            && l.contains("the key is RSA 2048-bit, not EC")),
+        "{stdout}"
+    );
+}

@@ -240,3 +240,179 @@ pub fn run_python_cases(cases: serde_json::Value, keys: &Path) {
     );
     assert!(stdout.contains(" passed, 0 failed"), "{stdout}");
 }
+
+/// Keys of JWE consumers, made once per test binary: name → material. RSA and
+/// EC private keys are PKCS#8 PEM; certificates are valid 2026–2040 (the
+/// tests' clocks stand in 2030), `jwe-expired-cert`'s 2020–2021.
+pub struct JweKeyMaterial {
+    /// PKCS#8 PEM (RSA, EC), or the raw 32 AES key bytes.
+    pub private: Vec<u8>,
+    /// What the configuration names: a public key PEM, a certificate PEM, or
+    /// the AES key as base64 text.
+    pub public: String,
+    /// `pem` (public key), `cert`, or `aes`.
+    pub form: &'static str,
+    /// `RSA`, `EC` or `oct` (the Python interop script's key kinds).
+    pub kind: &'static str,
+}
+
+pub fn jwe_keys() -> &'static BTreeMap<&'static str, JweKeyMaterial> {
+    use base64::Engine as _;
+    use reseal::jwe::Curve;
+    use reseal::keys::{cert, jwe_keys};
+    static KEYS: OnceLock<BTreeMap<&'static str, JweKeyMaterial>> = OnceLock::new();
+    KEYS.get_or_init(|| {
+        let valid = (
+            time::macros::datetime!(2026-01-01 0:00 UTC),
+            time::macros::datetime!(2040-01-01 0:00 UTC),
+        );
+        let expired = (
+            time::macros::datetime!(2020-01-01 0:00 UTC),
+            time::macros::datetime!(2021-01-01 0:00 UTC),
+        );
+        let rsa = || {
+            let (p, q) = raw_rsa::generate_pem(2048).unwrap();
+            (p.to_string(), q)
+        };
+        let rsa_cert = |(nb, na), cn: &str| {
+            let (p, _) = rsa();
+            let c = cert::self_signed_rsa(&p, cn, nb, na).unwrap();
+            JweKeyMaterial {
+                private: p.into_bytes(),
+                public: c,
+                form: "cert",
+                kind: "RSA",
+            }
+        };
+        let ec_cert = |alg: &'static rcgen::SignatureAlgorithm, cn: &str| {
+            let key = rcgen::KeyPair::generate_for(alg).unwrap();
+            let mut params = rcgen::CertificateParams::new(vec![cn.to_owned()]).unwrap();
+            params
+                .distinguished_name
+                .push(rcgen::DnType::CommonName, cn);
+            (params.not_before, params.not_after) = valid;
+            let c = params.self_signed(&key).unwrap();
+            JweKeyMaterial {
+                private: key.serialize_pem().into_bytes(),
+                public: c.pem(),
+                form: "cert",
+                kind: "EC",
+            }
+        };
+        let aes = || {
+            let mut k = vec![0u8; 32];
+            aws_lc_rs::rand::fill(&mut k).unwrap();
+            let b64 = base64::engine::general_purpose::STANDARD.encode(&k);
+            JweKeyMaterial {
+                private: k,
+                public: b64,
+                form: "aes",
+                kind: "oct",
+            }
+        };
+        let (p, q) = rsa();
+        let rsa_key = JweKeyMaterial {
+            private: p.into_bytes(),
+            public: q,
+            form: "pem",
+            kind: "RSA",
+        };
+        let ec_key = |curve| {
+            let (p, q) = jwe_keys::generate_ec_pem(curve).unwrap();
+            JweKeyMaterial {
+                private: p.as_bytes().to_vec(),
+                public: q,
+                form: "pem",
+                kind: "EC",
+            }
+        };
+        BTreeMap::from([
+            ("jwe-rsa", rsa_key),
+            ("jwe-rsa-cert", rsa_cert(valid, "jwe-rsa-cert")),
+            ("jwe-p256", ec_key(Curve::P256)),
+            ("jwe-p384", ec_key(Curve::P384)),
+            (
+                "jwe-p256-cert",
+                ec_cert(&rcgen::PKCS_ECDSA_P256_SHA256, "jwe-p256-cert"),
+            ),
+            (
+                "jwe-p384-cert",
+                ec_cert(&rcgen::PKCS_ECDSA_P384_SHA384, "jwe-p384-cert"),
+            ),
+            ("jwe-aes", aes()),
+            ("jwe-aes-2", aes()),
+            ("jwe-expired-cert", rsa_cert(expired, "jwe-expired-cert")),
+        ])
+    })
+}
+
+/// The file a JWE key's configured material is in (`file:` + this), and the
+/// file of its private half.
+pub fn jwe_file(name: &str) -> (String, String) {
+    let k = &jwe_keys()[name];
+    let public = match k.form {
+        "cert" => format!("{name}.crt.pem"),
+        "aes" => format!("{name}.b64"),
+        _ => format!("{name}.pub.pem"),
+    };
+    let private = match k.form {
+        "aes" => format!("{name}.bin"),
+        _ => format!("{name}.pem"),
+    };
+    (public, private)
+}
+
+impl Fixture {
+    /// Writes every JWE key's files (see [`jwe_file`]).
+    pub fn with_jwe_keys(self) -> Self {
+        for (name, k) in jwe_keys() {
+            let (public, private) = jwe_file(name);
+            self.write(&public, &k.public);
+            std::fs::write(self.path(&private), &k.private).unwrap();
+        }
+        self
+    }
+}
+
+/// The key that opens a JWE key's envelopes, expecting the consumer key id
+/// `kid` (and the certificate's thumbprint for certificate keys).
+pub fn jwe_opener(name: &str, kid: &str) -> reseal::jwe::DecryptionKey {
+    let k = &jwe_keys()[name];
+    let key = if k.form == "aes" {
+        reseal::jwe::DecryptionKey::aes256(&k.private).unwrap()
+    } else {
+        let der = reseal::keys::pem::parse_all(&k.private).unwrap();
+        reseal::jwe::DecryptionKey::from_pkcs8(&der[0].der).unwrap()
+    };
+    let key = key.with_kid(kid);
+    if k.form == "cert" {
+        let der = reseal::keys::pem::parse_all(k.public.as_bytes()).unwrap();
+        key.with_x5t_s256(&der[0].der)
+    } else {
+        key
+    }
+}
+
+/// A Connect-shaped message (0x0378, OAEP-SHA512, `AmazonConnect`) whose
+/// encryption context holds `context` (Connect writes none; Genesys does).
+pub fn connect_message_with_context(plaintext: &[u8], context: &[(&str, &str)]) -> Vec<u8> {
+    let k = RawRsaKeyring::from_public_pem(
+        "AmazonConnect",
+        CONNECT_A,
+        RsaPadding::OaepSha512,
+        keys()["connect-a"].1.as_bytes(),
+    )
+    .unwrap();
+    esdk::encrypt(
+        plaintext,
+        &[&k],
+        &context.iter().copied().collect(),
+        &esdk::EncryptOptions {
+            suite: reseal::keys::connect::SUITE,
+            frame_length: 4096,
+            commitment: esdk::EncryptCommitment::Forbid,
+            ..Default::default()
+        },
+    )
+    .unwrap()
+}

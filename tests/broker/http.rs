@@ -418,3 +418,81 @@ async fn every_reason_reachable_over_http_has_its_status_and_body() {
     wide.stop().await.unwrap();
     running.stop().await.unwrap();
 }
+
+/// One HTTP/1.1 JSON POST to `path` over a fresh connection: (status, body).
+async fn post(addr: std::net::SocketAddr, path: &str, body: &str) -> (u16, Value) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let req = format!(
+        "POST {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).await.unwrap();
+    let status = out
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let (_, json) = out.split_once("\r\n\r\n").unwrap_or_default();
+    (status, serde_json::from_str(json).unwrap_or(Value::Null))
+}
+
+/// JWE consumers over the HTTP door: the answer names each envelope's format
+/// in proto3 JSON (`ENVELOPE_FORMAT_*`), leaves the ESDK suite out for a JWE,
+/// and each JWE opens with its consumer's key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jwe_envelopes_over_http_say_their_format() {
+    let fx = Fixture::new().with_jwe_keys();
+    let (ec_pub, _) = jwe_file("jwe-p256");
+    let (rsa_pub, _) = jwe_file("jwe-rsa");
+    let cfg = with_http(standard_config("")).replace(
+        "consumers:\n",
+        &format!(
+            "consumers:\n  j-compact:\n    format: jwe\n    keys: {{j-ec: {{type: ec-public, public_key: file:{ec_pub}}}}}\n  j-json:\n    format: jwe\n    serialization: json\n    keys: {{j-rsa: {{type: rsa-public, public_key: file:{rsa_pub}}}}}\n"
+        ),
+    );
+    let cfg = fx.write("jwe-http.yaml", &cfg);
+    let running = start(&cfg, manual_clock("2030-06-15T00:00:00Z")).await;
+    let http = running.http_addr.expect("the HTTP door is on");
+    let input = connect_message("connect-a", CONNECT_A, PLAINTEXT);
+    let body =
+        json!({"ciphertextBase64": b64(&input), "consumers": ["j-compact", "j-json", "payments"]});
+    let (status, resp) = post(http, "/v1/reencrypt", &body.to_string()).await;
+    assert_eq!(status, 200, "{resp}");
+    let results = resp["results"].as_array().unwrap();
+    let expect = [
+        (
+            "j-compact",
+            "ENVELOPE_FORMAT_JWE_COMPACT",
+            Some(("jwe-p256", "j-ec")),
+        ),
+        (
+            "j-json",
+            "ENVELOPE_FORMAT_JWE_JSON",
+            Some(("jwe-rsa", "j-rsa")),
+        ),
+        ("payments", "ENVELOPE_FORMAT_ESDK", None),
+    ];
+    for (r, (consumer, format, key)) in results.iter().zip(expect) {
+        assert_eq!(r["consumer"], consumer, "{resp}");
+        assert_eq!(r["format"], format, "{resp}");
+        let envelope = base64::engine::general_purpose::STANDARD
+            .decode(r["ciphertext"].as_str().unwrap())
+            .unwrap();
+        match key {
+            Some((name, kid)) => {
+                assert!(r.get("algorithmSuite").is_none(), "{resp}");
+                let opened = reseal::jwe::open_bytes(&envelope, &jwe_opener(name, kid)).unwrap();
+                assert_eq!(opened.plaintext.as_slice(), PLAINTEXT);
+            }
+            None => {
+                assert!(r["algorithmSuite"].is_string(), "{resp}");
+                let opened = open_as("payments", "payments-2026", &envelope).unwrap();
+                assert_eq!(opened.plaintext.as_bytes(), PLAINTEXT);
+            }
+        }
+    }
+    running.stop().await.unwrap();
+}

@@ -6,6 +6,7 @@ mod harness;
 mod errors;
 mod flow;
 mod http;
+mod jwe;
 mod metrics;
 mod python;
 mod registry;

@@ -28,7 +28,9 @@ pub use self::options::{
     AwsOptions, DataKeyCacheOptions, DiscoveryOptions, KeyCacheOptions, RetryOptions,
 };
 use self::retry::AwsCaller;
-use crate::keys::remote::{FetchedRecipient, RemoteRecipient, RemoteSource};
+use crate::jwe;
+use crate::keys::jwe_keys::PublicKind;
+use crate::keys::remote::{FetchedJweRecipient, FetchedRecipient, RemoteRecipient, RemoteSource};
 use crate::keys::secret::{FetchedSecret, SecretDigest};
 use crate::keys::{RawRsaKeyring, RsaPadding};
 use crate::telemetry::Metrics;
@@ -44,6 +46,8 @@ pub struct AwsShared {
     pub(crate) ssm_caller: AwsCaller,
     pub(crate) private_keys: Arc<KeyMaterialCache<RawRsaKeyring>>,
     pub(crate) public_keys: Arc<KeyMaterialCache<RawRsaKeyring>>,
+    /// JWE consumers' public keys (RSA or EC), parsed into recipients.
+    pub(crate) jwe_public_keys: Arc<KeyMaterialCache<jwe::Recipient>>,
     pub(crate) data_keys: Arc<DataKeyCache>,
     /// Digests of caller secrets held in SSM.
     pub(crate) secrets: Arc<KeyMaterialCache<SecretDigest>>,
@@ -122,6 +126,11 @@ impl AwsKeys {
                 &options.key_cache,
                 metrics.clone(),
             ),
+            jwe_public_keys: KeyMaterialCache::new(
+                "ssm_jwe_public_keys",
+                &options.key_cache,
+                metrics.clone(),
+            ),
             data_keys: Arc::new(DataKeyCache::new(&options.data_key_cache, metrics.clone())),
             secrets: KeyMaterialCache::new("ssm_secrets", &options.key_cache, metrics.clone()),
             absent: moka::sync::Cache::builder()
@@ -174,6 +183,22 @@ impl AwsKeys {
             provider_id,
             key_name,
             padding,
+        ))
+    }
+
+    /// A JWE consumer's public key (RSA or EC, `kind`) at an SSM parameter,
+    /// sealed to with `kid`.
+    pub fn ssm_jwe_public_key(
+        &self,
+        param: &str,
+        kid: &str,
+        kind: PublicKind,
+    ) -> Arc<dyn FetchedJweRecipient> {
+        Arc::new(ssm::SsmJweRecipient::new(
+            self.shared.clone(),
+            param,
+            kid,
+            kind,
         ))
     }
 

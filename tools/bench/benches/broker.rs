@@ -38,6 +38,7 @@ fn reencrypt(c: &mut Criterion) {
             port: 0,
             worker_threads: None,
             kms_key_arn: None,
+            format: setup::Format::Esdk,
         },
     )
     .unwrap();

@@ -12,6 +12,12 @@
 //! extract and two expands (content key, commitment), AES-256-GCM seal of the
 //! header (as long as the real header) and of the frame.
 //!
+//! Sealing one JWE envelope (compact, one RSA-2048 recipient): a random CEK,
+//! RSA-OAEP-256 (OAEP-SHA256, MGF1-SHA256) encryption of it, one AES-256-GCM
+//! seal of the payload under a random IV with the base64url protected header
+//! (as long as the real one) as AAD. Headers, JSON and base64url of the parts
+//! are the JWE layer's own work, not the floor's.
+//!
 //! HKDF is done as the engine does it: one HMAC for the extract, one per output
 //! (every output fits in one hash block), the PRK's HMAC key set up once.
 //!
@@ -20,7 +26,7 @@
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use aws_lc_rs::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM};
+use aws_lc_rs::aead::{Aad, LessSafeKey, Nonce, RandomizedNonceKey, UnboundKey, AES_256_GCM};
 use aws_lc_rs::hmac;
 use aws_lc_rs::rsa::{
     OaepPrivateDecryptingKey, OaepPublicEncryptingKey, PrivateDecryptingKey,
@@ -71,6 +77,8 @@ pub struct FloorWork {
     inputs: Vec<ConnectInput>,
     consumers: Vec<OaepPublicEncryptingKey>,
     envelope_header_len: usize,
+    /// Length of a JWE envelope's base64url protected header (the AAD).
+    jwe_header_len: usize,
 }
 
 impl FloorWork {
@@ -152,6 +160,7 @@ impl FloorWork {
 
         let mut keys = Vec::with_capacity(consumers);
         let mut envelope_header_len = 0;
+        let mut jwe_header_len = 0;
         for public in consumer_publics {
             let parsed = raw_rsa::parse_public_key_pem(public.as_bytes()).map_err(setup)?;
             if envelope_header_len == 0 {
@@ -176,6 +185,22 @@ impl FloorWork {
                 .map_err(setup)?;
                 let m = Message::parse(&ct[..], &Default::default()).map_err(setup)?;
                 envelope_header_len = m.header_len() - 16;
+                // A real JWE envelope of the set-up's consumers (no context
+                // pairs configured: `reseal_context` is `{}`).
+                let spki =
+                    reseal::keys::jwe_keys::spki_from_pem(public.as_bytes()).map_err(setup)?;
+                let r = reseal::jwe::Recipient::rsa_oaep_256("c000-k1", &spki).map_err(setup)?;
+                let context = Default::default();
+                let jwe = reseal::jwe::seal(
+                    &vec![0u8; payload_len],
+                    &[r],
+                    &reseal::jwe::SealOptions {
+                        context: Some(&context),
+                        ..Default::default()
+                    },
+                )
+                .map_err(setup)?;
+                jwe_header_len = jwe.iter().position(|b| *b == b'.').unwrap_or(0);
             }
             keys.push(OaepPublicEncryptingKey::new(parsed).map_err(setup)?);
         }
@@ -185,6 +210,7 @@ impl FloorWork {
             inputs,
             consumers: keys,
             envelope_header_len,
+            jwe_header_len,
         })
     }
 
@@ -270,6 +296,37 @@ impl FloorWork {
             )
             .expect("floor: seal");
         let _ = black_box((edk, t1, t2, commit));
+    }
+
+    /// Seals `plaintext` as a JWE for consumer `c`: the per-consumer half of
+    /// the floor for JWE consumers.
+    pub fn seal_jwe(&self, c: usize, plaintext: &[u8]) {
+        let mut cek = [0u8; 32];
+        aws_lc_rs::rand::fill(&mut cek).expect("floor: rand");
+        let mut encrypted_key = [0u8; 256];
+        self.consumers[c]
+            .encrypt(&OAEP_SHA256_MGF1SHA256, &cek, &mut encrypted_key, None)
+            .expect("floor: RSA encrypt");
+        let aead = RandomizedNonceKey::new(&AES_256_GCM, &cek).expect("floor: key");
+        let header = [0x5au8; 512];
+        let header = &header[..self.jwe_header_len.min(512)];
+        let mut body = [0u8; 4096];
+        let body = &mut body[..plaintext.len()];
+        body.copy_from_slice(plaintext);
+        let (nonce, tag) = aead
+            .seal_in_place_separate_tag(Aad::from(header), body)
+            .expect("floor: seal");
+        let _ = black_box((encrypted_key, nonce, tag));
+    }
+
+    /// One whole re-encryption for JWE consumers: open input `i`, seal a JWE
+    /// for the first `fan_out` consumers.
+    pub fn reencrypt_jwe(&self, i: usize, fan_out: usize) {
+        let plaintext = self.open_connect(i);
+        for c in 0..fan_out {
+            self.seal_jwe(c, &plaintext);
+        }
+        black_box(plaintext);
     }
 
     /// One whole re-encryption: open input `i`, seal for the first `fan_out` consumers.
@@ -402,6 +459,8 @@ mod tests {
             assert_eq!(p.len(), 16);
         }
         w.reencrypt(0, 2);
+        w.reencrypt_jwe(0, 2);
+        assert!(w.jwe_header_len > 64, "{}", w.jwe_header_len);
         let r = measure("t", 2, Duration::from_millis(20), 5, |i| {
             w.reencrypt(i as usize, 2)
         });

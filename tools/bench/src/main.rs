@@ -69,6 +69,9 @@ pub struct SetupArgs {
     /// Also accept inputs wrapped by this AWS KMS key.
     #[arg(long)]
     kms_key: Option<String>,
+    /// The consumers' envelope format: `esdk` (0x0478) or `jwe` (RSA-OAEP-256 + A256GCM).
+    #[arg(long, value_enum, default_value_t = setup::Format::Esdk)]
+    format: setup::Format,
 }
 
 #[derive(clap::Args, Debug)]
@@ -90,6 +93,10 @@ pub struct FloorArgs {
     /// Write the results as JSON here.
     #[arg(long)]
     json: Option<PathBuf>,
+    /// What each consumer's envelope is: `esdk` (the 0x0478 seal) or `jwe`
+    /// (RSA-OAEP-256 of a random CEK, A256GCM of the payload).
+    #[arg(long, value_enum, default_value_t = setup::Format::Esdk)]
+    format: setup::Format,
 }
 
 #[derive(clap::Args, Debug)]
@@ -167,6 +174,7 @@ fn run(cmd: Command) -> CliResult {
                     port: a.port,
                     worker_threads: a.worker_threads,
                     kms_key_arn: a.kms_key,
+                    format: a.format,
                 },
             )?;
             println!("wrote {}", a.dir.join("reseal.yaml").display());
@@ -179,22 +187,33 @@ fn run(cmd: Command) -> CliResult {
                 None => floor::FloorWork::new(max, a.payload_bytes)?,
             };
             let d = Duration::from_secs_f64(a.seconds);
+            let jwe = a.format == setup::Format::Jwe;
             let mut results = vec![
                 floor::measure("open", 0, d, a.max_iterations, |i| {
                     std::hint::black_box(work.open_connect(i as usize));
                 }),
                 floor::measure("seal", 1, d, a.max_iterations, |i| {
-                    work.seal_envelope(i as usize % work.consumers(), b"4111111111111111");
+                    let c = i as usize % work.consumers();
+                    if jwe {
+                        work.seal_jwe(c, b"4111111111111111");
+                    } else {
+                        work.seal_envelope(c, b"4111111111111111");
+                    }
                 }),
             ];
             for &f in &a.fan_out {
                 results.push(floor::measure("reencrypt", f, d, a.max_iterations, |i| {
-                    work.reencrypt(i as usize, f)
+                    if jwe {
+                        work.reencrypt_jwe(i as usize, f)
+                    } else {
+                        work.reencrypt(i as usize, f)
+                    }
                 }));
             }
             println!(
-                "crypto floor (aws-lc-rs, one thread, {} B payload)",
-                a.payload_bytes
+                "crypto floor (aws-lc-rs, one thread, {} B payload, {} envelopes)",
+                a.payload_bytes,
+                if jwe { "JWE" } else { "ESDK" }
             );
             println!(
                 "{:>10} {:>8} {:>12} {:>14}",
@@ -209,6 +228,7 @@ fn run(cmd: Command) -> CliResult {
             if let Some(path) = a.json {
                 let doc = serde_json::json!({
                     "tool": "floor",
+                    "format": if jwe { "jwe" } else { "esdk" },
                     "payload_bytes": a.payload_bytes,
                     "aws_lc_rs": aws_lc_rs_version(),
                     "machine": reseal_bench::procfs::machine(),

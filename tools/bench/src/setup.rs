@@ -4,7 +4,9 @@
 //! DIR/consumers/cNNN.pem, cNNN.pub.pem: one RSA-2048 key per consumer.
 //! DIR/bench.json: the key id and consumer names (read by the Python baseline).
 //! DIR/reseal.yaml: the server, with routes `fanout-1`, `fanout-10`, `fanout-100`
-//! (every fan-out up to the consumer count), 0x0478 envelopes, audit logging on.
+//! (every fan-out up to the consumer count), 0x0478 envelopes (or, with
+//! `--format jwe`, JWE envelopes: RSA-OAEP-256 + A256GCM, compact), audit
+//! logging on. The keys are the same for both formats.
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -21,6 +23,18 @@ pub struct SetupOptions {
     pub worker_threads: Option<usize>,
     /// Also configure an AWS KMS source for this key ARN (inputs wrapped by KMS).
     pub kms_key_arn: Option<String>,
+    /// The consumers' envelope format.
+    pub format: Format,
+}
+
+/// The consumers' envelope format (`format:` of every consumer).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// ESDK messages (0x0478, one RSA-2048 OAEP-SHA256 EDK).
+    #[default]
+    Esdk,
+    /// JWE (compact; RSA-OAEP-256 for the one RSA-2048 key, A256GCM).
+    Jwe,
 }
 
 /// Route name for a fan-out.
@@ -105,9 +119,13 @@ pub fn config(o: &SetupOptions) -> String {
     let _ = writeln!(y, "consumers:");
     for i in 0..o.consumers {
         let n = consumer(i);
+        let format = match o.format {
+            Format::Esdk => "",
+            Format::Jwe => "format: jwe, ",
+        };
         let _ = writeln!(
             y,
-            "  {n}: {{keys: {{{n}-k1: {{type: rsa-public, public_key: file:consumers/{n}.pub.pem}}}}}}"
+            "  {n}: {{{format}keys: {{{n}-k1: {{type: rsa-public, public_key: file:consumers/{n}.pub.pem}}}}}}"
         );
     }
     let _ = writeln!(y, "routes:");

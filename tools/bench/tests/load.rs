@@ -18,6 +18,7 @@ async fn setup_config_serves_and_the_load_generator_measures_it() {
             port: 0,
             worker_threads: Some(2),
             kms_key_arn: None,
+            format: setup::Format::Esdk,
         },
     )
     .unwrap();
@@ -190,4 +191,91 @@ async fn setup_config_serves_and_the_load_generator_measures_it() {
     assert_eq!((failing.requests, failing.errors), (0, 3));
     assert!(failing.first_error.is_some());
     running.stop().await.unwrap();
+}
+
+/// `reseal-bench setup --format jwe`: the same keys and routes, every consumer
+/// JWE; the load generator drives it, and the floor's JWE seal opens with the
+/// consumer's key shape (a compact RSA-OAEP-256 + A256GCM envelope).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jwe_setup_serves_jwe_envelopes_to_the_load_generator() {
+    use reseal::grpc::proto::reencrypt_service_client::ReencryptServiceClient;
+    let dir = tempfile::tempdir().unwrap();
+    let options = setup::SetupOptions {
+        consumers: 10,
+        port: 0,
+        worker_threads: Some(2),
+        kms_key_arn: None,
+        format: setup::Format::Jwe,
+    };
+    setup::write(dir.path(), &options).unwrap();
+    let yaml = std::fs::read_to_string(dir.path().join("reseal.yaml")).unwrap();
+    assert!(
+        yaml.contains("c000: {format: jwe, keys: {c000-k1: {type: rsa-public"),
+        "{yaml}"
+    );
+    let running = app::start(
+        ConfigSource::File(dir.path().join("reseal.yaml")),
+        StartOptions::loopback(),
+    )
+    .await
+    .expect("the JWE bench configuration is valid");
+    let input = load::InputKind::Connect {
+        public_key: dir.path().join("connect.pub.pem"),
+    };
+    let inputs = load::make_inputs(&input, 16, 2).await.unwrap();
+    let mut client = ReencryptServiceClient::connect(format!("http://{}", running.grpc_addr))
+        .await
+        .unwrap();
+    let resp = client
+        .reencrypt(reseal::grpc::proto::ReencryptRequest {
+            input: Some(reseal::grpc::proto::reencrypt_request::Input::Ciphertext(
+                inputs[0].clone(),
+            )),
+            route: setup::route(10),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(resp.results.len(), 10);
+    for r in &resp.results {
+        assert_eq!(r.format(), reseal::grpc::proto::EnvelopeFormat::JweCompact);
+        let jwe = reseal::jwe::parse(&r.ciphertext).unwrap();
+        assert_eq!(
+            jwe.recipients()[0].alg(),
+            reseal::jwe::Algorithm::RsaOaep256
+        );
+    }
+    let report = load::run(
+        &load::RunOptions {
+            target: running.grpc_addr.to_string(),
+            route: setup::route(10),
+            concurrency: 2,
+            connections: 1,
+            warmup: Duration::ZERO,
+            duration: Duration::from_secs(10),
+            max_calls: 4,
+            rate: None,
+            arrivals: load::Arrivals::Uniform,
+            timer: load::Timer::Precise,
+            batch: 0,
+            server_pid: None,
+            latency_trace: None,
+        },
+        inputs,
+        &input,
+        16,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        (report.calls, report.errors),
+        (4, 0),
+        "{:?}",
+        report.first_error
+    );
+    running.stop().await.unwrap();
+    // The floor's JWE half on the same keys.
+    let floor = reseal_bench::floor::FloorWork::from_setup_dir(dir.path(), 10, 16).unwrap();
+    floor.reencrypt_jwe(0, 10);
 }
