@@ -220,6 +220,16 @@ impl AwsKeys {
         Arc::new(ssm::SsmSecret::new(self.shared.clone(), param))
     }
 
+    /// The text of an SSM parameter (a SecureString is decrypted), read once
+    /// through the retry policy: a configuration kept in Parameter Store
+    /// (`reseal lambda --config ssm:/NAME`).
+    pub async fn parameter_text(
+        &self,
+        param: &str,
+    ) -> Result<zeroize::Zeroizing<String>, crate::keys::remote::KeyAccessError> {
+        ssm::parameter(&self.shared, param).await
+    }
+
     /// A consumer's KMS key (ARN, alias ARN or key id).
     pub fn kms_recipient(&self, key_id: &str) -> Arc<dyn RemoteRecipient> {
         Arc::new(kms::KmsRecipient::new(
