@@ -1,5 +1,6 @@
 //! Command-line interface: one subcommand per job, each a thin caller of the library.
 
+mod call;
 mod demo;
 mod inspect;
 mod keygen;
@@ -43,6 +44,9 @@ enum Command {
     /// Run as an AWS Lambda custom runtime (`bootstrap`): Amazon Connect
     /// contact flows, Genesys Cloud data actions, direct invocations.
     Lambda(lambda::Args),
+    /// Call a running server (gRPC, or HTTP/JSON with --url) and print each
+    /// consumer's result. Exit 0 only when every consumer got its envelope.
+    Call(Box<call::Args>),
 }
 
 pub fn main() -> ExitCode {
@@ -55,6 +59,7 @@ pub fn main() -> ExitCode {
         Command::Inspect(args) => inspect::run(args),
         Command::Vectors(cmd) => vectors::run(cmd),
         Command::Lambda(args) => lambda::run(args),
+        Command::Call(args) => call::run(*args),
     };
     match result {
         Ok(code) => code,
