@@ -13,7 +13,7 @@ use crate::broker::{Broker, CpuPool, DeskOptions, MaterialsCache};
 use crate::clock::{Clock, SystemClock};
 use crate::keys::aws::AwsKeys;
 use crate::registry::model::{AwsSpec, ConfigFile, IoScheduling, ServerSpec};
-use crate::registry::{self, ConfigSource, LoadOptions, RegistryHandle, ReloadOutcome};
+use crate::registry::{self, ConfigSource, Host, LoadOptions, RegistryHandle, ReloadOutcome};
 use crate::server::{serve, Listeners, ServeError};
 use crate::telemetry::Metrics;
 
@@ -117,6 +117,8 @@ pub struct StartOptions {
     /// Listen on ephemeral loopback ports instead of the configured addresses.
     pub loopback: bool,
     pub metrics: Arc<Metrics>,
+    /// What serves the registry (`reseal serve` or `reseal lambda`).
+    pub host: Host,
 }
 
 impl StartOptions {
@@ -135,6 +137,7 @@ impl Default for StartOptions {
             clock: Arc::new(SystemClock),
             loopback: false,
             metrics: Arc::new(Metrics::new()),
+            host: Host::Server,
         }
     }
 }
@@ -213,6 +216,7 @@ pub async fn build(source: ConfigSource, options: &StartOptions) -> Result<Built
     let load_options = LoadOptions {
         env_overrides: true,
         aws: aws.clone(),
+        host: options.host,
     };
     let registry = Arc::new(RegistryHandle::new(
         source,

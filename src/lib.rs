@@ -10,6 +10,7 @@
 //! * [`wire`]: the API's shared wire forms (status codes, proto3 JSON).
 //! * [`grpc`]: the gRPC door, mapping domain errors to statuses.
 //! * [`http`]: the HTTP/JSON door, the same service in proto3 JSON.
+//! * [`lambda`]: the Lambda door: Amazon Connect, Genesys Cloud and direct invocations.
 //! * [`server`]: the listeners wired together, readiness, admin endpoints.
 //! * [`telemetry`]: logs, audit and metrics.
 //! * [`vectors`]: the ESDK test-vector runner.
@@ -25,6 +26,7 @@ pub mod grpc;
 pub mod http;
 pub mod input;
 pub mod keys;
+pub mod lambda;
 pub mod registry;
 pub mod server;
 pub mod telemetry;

@@ -56,6 +56,7 @@ pub(super) async fn load(
     let options = LoadOptions {
         env_overrides: true,
         aws: app::aws_keys(&aws_spec, &metrics),
+        host: crate::registry::Host::Server,
     };
     let name = origin.clone();
     let loaded =

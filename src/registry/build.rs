@@ -92,6 +92,20 @@ pub struct LoadOptions {
     pub env_overrides: bool,
     /// AWS-backed key factory; `None` rejects `ssm:` and KMS entries.
     pub aws: Option<Arc<AwsKeys>>,
+    /// What will serve the registry: the checks of a door that will not run
+    /// (mutual TLS for callers' certificates under Lambda) do not apply.
+    pub host: Host,
+}
+
+/// What serves a registry.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Host {
+    /// `reseal serve`: the gRPC and HTTP/JSON listeners.
+    #[default]
+    Server,
+    /// `reseal lambda`: one door, the Lambda runtime; IAM decides who may
+    /// invoke the function and `lambda.caller` what it may target.
+    Lambda,
 }
 
 /// A loaded file: the registry plus the settings that are not hot-reloadable.
@@ -189,6 +203,9 @@ pub fn load_str(
     let consumers = b.consumers(&file);
     let routes = b.routes(&file, &consumers);
     let callers = b.callers(&file, &consumers, &routes);
+    if options.host == Host::Server {
+        b.listener_consistency(&file);
+    }
     b.consistency(&file);
     let (builder_problems, warnings, watched) = (b.problems, b.warnings, b.watched);
     let mut problems = doc.problems;
@@ -1672,7 +1689,7 @@ impl Builder<'_> {
 
     /// Checks across sections: what would make a registry that loads but
     /// cannot work (refused), or works in a way nobody meant (warned).
-    fn consistency(&mut self, file: &ConfigFile) {
+    fn listener_consistency(&mut self, file: &ConfigFile) {
         // Callers are identified by their client certificate: without mutual
         // TLS nobody has an identity, and every call fails UNAUTHENTICATED.
         let mtls = file
@@ -1714,6 +1731,11 @@ impl Builder<'_> {
                 }
             }
         }
+    }
+
+    /// Checks across sections: what would make a registry that loads but
+    /// cannot work (refused), or works in a way nobody meant (warned).
+    fn consistency(&mut self, file: &ConfigFile) {
         // An empty registry opens or seals nothing, yet would report ready.
         if !file.allow_empty {
             if file.sources.is_empty() && self.doc.section_keys("sources").is_empty() {

@@ -31,7 +31,7 @@ use crate::keys::remote::{
 use crate::keys::secret::{Secret, SecretDigest};
 use crate::telemetry::KeyExpiry;
 pub use build::{
-    load, load_str, parse_file, LoadError, LoadOptions, Loaded, DEFAULT_CONSUMER_SUITE,
+    load, load_str, parse_file, Host, LoadError, LoadOptions, Loaded, DEFAULT_CONSUMER_SUITE,
 };
 pub use check::{self_test, self_test_with, Check, CheckStatus, SelfTestOptions};
 pub use devkeys::generate_missing_dev_keys;

@@ -34,6 +34,9 @@ pub struct ConfigFile {
     pub aws: AwsSpec,
     /// Optional OpenTelemetry trace export (read at start).
     pub telemetry: TelemetrySpec,
+    /// `reseal lambda`: how Amazon Connect and Genesys Cloud events map onto
+    /// requests (read at start).
+    pub lambda: LambdaSpec,
     /// Keys that open inputs, by id.
     pub sources: BTreeMap<String, SourceSpec>,
     /// Destinations, by id.
@@ -130,6 +133,96 @@ impl Default for ServerSpec {
             log_format: "json".into(),
         }
     }
+}
+
+/// The `lambda` section: what `reseal lambda` reads from the events it is
+/// invoked with, and who it calls as. Read at start, like `server`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LambdaSpec {
+    /// The registry caller the function acts as when `callers` are configured
+    /// (IAM decides who may invoke the function; this decides what it may
+    /// target). Required then; unused without `callers`.
+    pub caller: Option<String>,
+    pub connect: ConnectSpec,
+    pub genesys: GenesysSpec,
+}
+
+/// An Amazon Connect `ContactFlowEvent`: the names of the `Details.Parameters`
+/// the flow's "Invoke AWS Lambda function" block sets.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConnectSpec {
+    /// The encrypted customer input (base64), e.g. `$.StoredCustomerInput`.
+    pub ciphertext_parameter: String,
+    /// The Connect key id it was encrypted under (the source key hint).
+    pub key_id_parameter: String,
+    /// A route name.
+    pub route_parameter: String,
+    /// Consumer ids, comma-separated.
+    pub consumers_parameter: String,
+    /// The route when the event names neither a route nor consumers.
+    pub default_route: Option<String>,
+    /// Largest answer, in bytes of JSON. Amazon Connect takes less than 32 KB
+    /// of UTF-8 from a Lambda function; a bigger answer is refused with
+    /// MAXIMUM_DATA_SIZE_EXCEEDED rather than sent to be dropped.
+    pub max_answer_bytes: usize,
+}
+
+impl Default for ConnectSpec {
+    fn default() -> Self {
+        ConnectSpec {
+            ciphertext_parameter: "my-secret-string".into(),
+            key_id_parameter: "key-id".into(),
+            route_parameter: "route".into(),
+            consumers_parameter: "consumers".into(),
+            default_route: None,
+            max_answer_bytes: 32_000,
+        }
+    }
+}
+
+/// A Genesys Cloud AWS Lambda data action: the fields of the JSON object its
+/// request template sends.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GenesysSpec {
+    /// The output of the flow's Encrypt Data action (base64).
+    pub ciphertext_field: String,
+    /// A route name.
+    pub route_field: String,
+    /// Consumer ids: an array, or one comma-separated string.
+    pub consumers_field: String,
+    /// The request id for the audit log (e.g. the conversation id).
+    pub request_id_field: String,
+    /// The route when the payload names neither a route nor consumers.
+    pub default_route: Option<String>,
+    /// How a failed call is reported: `function-error` (default: the data
+    /// action takes its Failure path, the reason is the error type) or
+    /// `answer` (a Success answer with `status: ERROR` and `errorReason`).
+    pub failures: GenesysFailures,
+}
+
+impl Default for GenesysSpec {
+    fn default() -> Self {
+        GenesysSpec {
+            ciphertext_field: "encryptedData".into(),
+            route_field: "route".into(),
+            consumers_field: "consumers".into(),
+            request_id_field: "conversationId".into(),
+            default_route: None,
+            failures: GenesysFailures::FunctionError,
+        }
+    }
+}
+
+/// See [`GenesysSpec::failures`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum GenesysFailures {
+    #[default]
+    FunctionError,
+    Answer,
 }
 
 /// Linux scheduling policy of the async runtime's threads.

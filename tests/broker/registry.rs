@@ -222,6 +222,7 @@ fn shipped_example_configs_compile() {
             &LoadOptions {
                 env_overrides: false,
                 aws: Some(aws.clone()),
+                ..LoadOptions::default()
             },
         );
         // Compiling touches no AWS endpoint: clients are built on first use.

@@ -1,15 +1,19 @@
 //! The production edge: mTLS and authorization, limits and overload, deadlines,
-//! and what reaches logs and metrics.
+//! and what reaches logs and metrics; the Lambda runtime and `reseal call`,
+//! the real binary each time.
 
 #[allow(dead_code)]
 #[path = "../broker/harness.rs"]
 mod harness;
 
+mod call;
 mod http_auth;
+mod lambda;
 mod limits;
 mod mtls;
 #[cfg(feature = "otlp")]
 mod otlp;
+mod runtime_api;
 mod secrets;
 
 /// GET from the admin port.

@@ -354,3 +354,190 @@ async fn nothing_secret_reaches_logs_or_metrics_through_the_http_door() {
     assert!(output.contains("\"caller\":\"genesys\""), "{output}");
     assert!(metrics.contains("door=\"http\""), "{metrics}");
 }
+
+/// Private key material: distinctive lines of the PEM bodies.
+fn key_lines() -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for name in ["connect-a", "payments", "fraud", "ledger-old"] {
+        let pem = &keys()[name].0;
+        for line in pem
+            .lines()
+            .filter(|l| !l.starts_with("-----"))
+            .skip(3)
+            .take(3)
+        {
+            out.push((name.to_owned(), line.to_owned()));
+        }
+    }
+    out
+}
+
+fn assert_nothing_secret(what: &str, output: &str, input: &[u8], tokens: &[&str]) {
+    for form in forms(MARKER) {
+        assert!(
+            !output.contains(&form),
+            "plaintext form `{form}` found in {what}"
+        );
+    }
+    let b64 = base64::engine::general_purpose::STANDARD.encode(input);
+    assert!(
+        !output.contains(&b64[100..160]),
+        "input ciphertext (base64) found in {what}"
+    );
+    for (name, line) in key_lines() {
+        assert!(
+            !output.contains(&line),
+            "key material of {name} found in {what}"
+        );
+    }
+    for token in tokens {
+        assert!(!output.contains(token), "a credential found in {what}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nothing_secret_reaches_the_output_of_reseal_lambda() {
+    use crate::lambda::{b64, contact_flow_event, lambda_config, CONTACT_ID};
+    use crate::runtime_api::{spawn_lambda, stop, RuntimeApi};
+    use serde_json::json;
+
+    let fx = Fixture::new();
+    let cfg = fx.write("lambda.yaml", &lambda_config(""));
+    let api = RuntimeApi::start().await;
+    let log = fx.path("lambda.log");
+    let mut child = spawn_lambda(
+        &api,
+        &["--config", cfg.to_str().unwrap()],
+        &[("RUST_LOG", "trace")],
+        &log,
+    );
+    let input = connect_message("connect-a", CONNECT_A, MARKER);
+    let mut tampered = input.clone();
+    let n = tampered.len();
+    tampered[n - 120] ^= 1;
+    let mut answers = String::new();
+    for event in [
+        contact_flow_event(
+            json!({"my-secret-string": b64(&input), "key-id": CONNECT_A, "route": "card-capture"}),
+        ),
+        contact_flow_event(json!({"my-secret-string": b64(&tampered), "route": "card-capture"})),
+        json!({"encryptedData": b64(&input), "route": "with-retired", "conversationId": "conv-1"}),
+        json!({"encryptedData": b64(&tampered), "route": "card-capture"}),
+        json!({"ciphertextBase64": b64(&input), "route": "card-capture"}),
+        json!({"ciphertext": b64(&tampered), "consumers": ["payments"], "colour": 1}),
+    ] {
+        answers.push_str(&api.call(&event).await.text());
+        answers.push('\n');
+    }
+    stop(&mut child);
+    let output = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        output.lines().count() > 20,
+        "trace logging was on:\n{output}"
+    );
+    assert!(output.contains(CONTACT_ID), "{output}");
+    assert_nothing_secret("the Lambda runtime's output", &output, &input, &[]);
+    assert_nothing_secret("the Lambda answers", &answers, &input, &[]);
+    assert!(answers.contains("AUTHENTICATION_FAILED"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nothing_secret_reaches_the_output_of_reseal_call() {
+    use crate::call::{reseal_call, tls_callers_config};
+
+    let fx = Fixture::new();
+    let token = "rsl_MARKER_token_0d9c8b7a6f5e4d3c";
+    let password = "MARKER-basic-password-77";
+    let (config, _pki) = tls_callers_config(&fx, token, password);
+    let cfg = fx.write(
+        "reseal.yaml",
+        &config.replace("log_format: text", "log_format: json"),
+    );
+    let (grpc, health, admin, http) = (free_port(), free_port(), free_port(), free_port());
+    let log_path = fx.path("server.log");
+    let log = std::fs::File::create(&log_path).unwrap();
+    let mut server = Command::new(env!("CARGO_BIN_EXE_reseal"))
+        .args(["serve", "--config"])
+        .arg(&cfg)
+        .env("RUST_LOG", "trace")
+        .env("RESEAL_SERVER__LISTEN", format!("127.0.0.1:{grpc}"))
+        .env(
+            "RESEAL_SERVER__HEALTH_LISTEN",
+            format!("127.0.0.1:{health}"),
+        )
+        .env("RESEAL_SERVER__ADMIN_LISTEN", format!("127.0.0.1:{admin}"))
+        .env("RESEAL_SERVER__HTTP_LISTEN", format!("127.0.0.1:{http}"))
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap();
+    for _ in 0..200 {
+        if std::net::TcpStream::connect(("127.0.0.1", http)).is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let input = connect_message("connect-a", CONNECT_A, MARKER);
+    let mut tampered = input.clone();
+    let n = tampered.len();
+    tampered[n - 120] ^= 1;
+    fx.write(
+        "input.b64",
+        &base64::engine::general_purpose::STANDARD.encode(&input),
+    );
+    std::fs::write(fx.path("tampered.esdk"), &tampered).unwrap();
+    let ca = fx.path("ca.crt").display().to_string();
+    let url = format!("https://localhost:{http}");
+    let input_file = fx.path("input.b64").display().to_string();
+    let tampered_file = fx.path("tampered.esdk").display().to_string();
+    let basic = format!("genesys:{password}");
+    let basic_header = base64::engine::general_purpose::STANDARD.encode(&basic);
+    let mut outputs = String::new();
+    let mut codes = Vec::new();
+    for (file, extra) in [
+        (&input_file, vec!["--token", token]),
+        (&input_file, vec!["--token", token, "--json"]),
+        (&input_file, vec!["--basic", basic.as_str(), "--json"]),
+        (&input_file, vec!["--token", "MARKER-wrong-token"]),
+        (&tampered_file, vec!["--token", token, "--json"]),
+        (&tampered_file, vec!["--basic", basic.as_str()]),
+    ] {
+        let mut args = vec![
+            "--url",
+            url.as_str(),
+            "--cacert",
+            ca.as_str(),
+            file.as_str(),
+            "--route",
+            "card-capture",
+        ];
+        args.extend(extra);
+        let out = reseal_call(&args, &[], None);
+        codes.push(out.status.code());
+        outputs.push_str(&String::from_utf8_lossy(&out.stdout));
+        outputs.push_str(&String::from_utf8_lossy(&out.stderr));
+    }
+    assert_eq!(
+        codes,
+        [Some(0), Some(0), Some(0), Some(3), Some(3), Some(3)],
+        "{outputs}"
+    );
+    let _ = Command::new("kill")
+        .args(["-TERM", &server.id().to_string()])
+        .status();
+    for _ in 0..100 {
+        if server.try_wait().unwrap().is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let _ = server.kill();
+    let _ = server.wait();
+    let server_output = std::fs::read_to_string(&log_path).unwrap();
+    assert!(server_output.lines().count() > 20, "trace logging was on");
+    let secrets = [token, password, basic_header.as_str(), "MARKER-wrong-token"];
+    assert_nothing_secret("the output of reseal call", &outputs, &input, &secrets);
+    assert_nothing_secret("the server's output", &server_output, &input, &secrets);
+    assert!(outputs.contains("UNAUTHENTICATED") && outputs.contains("AUTHENTICATION_FAILED"));
+}

@@ -245,6 +245,16 @@ impl AwsKeys {
         Arc::new(ssm::SsmSecret::new(self.shared.clone(), param))
     }
 
+    /// The text of an SSM parameter (a SecureString is decrypted), read once
+    /// through the retry policy: a configuration kept in Parameter Store
+    /// (`reseal lambda --config ssm:/NAME`).
+    pub async fn parameter_text(
+        &self,
+        param: &str,
+    ) -> Result<zeroize::Zeroizing<String>, crate::keys::remote::KeyAccessError> {
+        ssm::parameter(&self.shared, param).await
+    }
+
     /// A consumer's KMS key (ARN, alias ARN or key id).
     pub fn kms_recipient(&self, key_id: &str) -> Arc<dyn RemoteRecipient> {
         Arc::new(kms::KmsRecipient::new(
@@ -272,6 +282,8 @@ mod iam_doc {
         ("ssm.rs", "impl RemoteSource for SsmRsaSource", "ssm"),
         ("ssm.rs", "impl RemoteSource for SsmDiscovery", "ssm"),
         ("ssm.rs", "impl FetchedRecipient for SsmRsaRecipient", "ssm"),
+        // Secrets (`ssm:` caller credentials) and a configuration kept in SSM.
+        ("ssm.rs", "pub(super) async fn parameter", "ssm"),
     ];
 
     /// A file's top-level items: (first line, last line, header).
@@ -288,6 +300,7 @@ mod iam_doc {
                 "pub(crate) fn",
                 "pub(crate) async fn",
                 "pub(super) fn",
+                "pub(super) async fn",
             ]
             .iter()
             .any(|p| line.starts_with(p));

@@ -81,7 +81,7 @@ impl FetchedSecret for SsmSecret {
 }
 
 /// A parameter's value, decrypted.
-async fn parameter(
+pub(super) async fn parameter(
     aws: &AwsShared,
     param: &str,
 ) -> Result<zeroize::Zeroizing<String>, KeyAccessError> {
