@@ -237,6 +237,10 @@ pub async fn build(source: ConfigSource, options: &StartOptions) -> Result<Built
             .with_desk(&DeskOptions {
                 max_concurrent_requests: server.max_concurrent_requests,
                 allow_plaintext_credentials: server.allow_plaintext_credentials,
+                max_pending_requests: server.max_pending_requests,
+                failure_burst: server.failure_budget.burst,
+                failure_window: server.failure_budget.window,
+                security_log_interval: server.security_log_interval,
             }),
     );
     Ok(Built {
