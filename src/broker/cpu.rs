@@ -16,8 +16,10 @@
 //! took, so a caller with many (or heavy) jobs gets its share and no more
 //! while others wait. Callers are served by standing first ([`Standing`]):
 //! those whose recent calls succeeded before new ones, new ones before those
-//! whose recent calls failed authentication. A flood of messages that do not
-//! authenticate then waits behind every caller in good standing.
+//! whose recent calls failed authentication; and `Suspect` work occupies at
+//! most half the threads (at least one), so a caller in good standing finds
+//! a thread free even while a flood of messages that do not authenticate
+//! keeps the rest busy.
 
 use std::cell::RefCell;
 use std::collections::{HashMap, VecDeque};
@@ -92,6 +94,10 @@ struct Sched {
     queued: usize,
     idle: usize,
     closed: bool,
+    /// Threads `Suspect` jobs may occupy at once: half of them (at least
+    /// one), so a caller in good standing always finds a thread soon.
+    suspect_threads: usize,
+    suspect_running: usize,
 }
 
 impl Sched {
@@ -118,6 +124,9 @@ impl Sched {
     /// cost when it starts and corrected to what it took when it ends.
     fn pop(&mut self) -> Option<(JobOwner, Job)> {
         for class in 0..CLASSES {
+            if class == Standing::Suspect as usize && self.suspect_running >= self.suspect_threads {
+                continue;
+            }
             let round = &mut self.rounds[class];
             if round.is_empty() {
                 continue;
@@ -160,6 +169,9 @@ impl Sched {
                 flow.running += 1;
                 flow.deficit -= flow.usual;
                 self.queued -= 1;
+                if owner.standing == Standing::Suspect {
+                    self.suspect_running += 1;
+                }
                 if flow.jobs.is_empty() {
                     flow.in_round = false;
                 } else if flow.deficit > 0 {
@@ -175,6 +187,9 @@ impl Sched {
 
     /// Corrects a finished job's charge to the CPU time it took.
     fn charge(&mut self, owner: &JobOwner, took: Duration) {
+        if owner.standing == Standing::Suspect {
+            self.suspect_running = self.suspect_running.saturating_sub(1);
+        }
         if let Some(flow) = self.flows.get_mut(owner) {
             let took = i64::try_from(took.as_nanos()).unwrap_or(i64::MAX / 4);
             flow.running = flow.running.saturating_sub(1);
@@ -232,6 +247,8 @@ impl CpuPool {
                 queued: 0,
                 idle: 0,
                 closed: false,
+                suspect_threads: (threads / 2).max(1),
+                suspect_running: 0,
             }),
             ready: Condvar::new(),
         });
@@ -346,8 +363,16 @@ fn worker(shared: &Shared) {
         let _ = std::panic::catch_unwind(AssertUnwindSafe(job));
         let took = started.elapsed();
         CURRENT.with(|c| *c.borrow_mut() = None);
-        if let Ok(mut q) = shared.sched.lock() {
-            q.charge(&owner, took);
+        let more = match shared.sched.lock() {
+            Ok(mut q) => {
+                q.charge(&owner, took);
+                q.queued > 0 && q.idle > 0
+            }
+            Err(_) => false,
+        };
+        // A job held back for its class's share may run now.
+        if more {
+            shared.ready.notify_one();
         }
     }
 }
@@ -427,6 +452,36 @@ mod tests {
             last_calm < 10,
             "the calm caller's 3 jobs waited behind the flood: {order:?}"
         );
+    }
+
+    /// Suspect callers get at most half the threads: the other half stays
+    /// free for callers in good standing.
+    #[tokio::test]
+    async fn suspect_work_leaves_threads_free() {
+        let pool = CpuPool::new(2);
+        let suspect = JobOwner::new("suspect", Standing::Suspect);
+        let running = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let most = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let rxs: Vec<_> = (0..8)
+            .map(|_| {
+                let (running, most) = (running.clone(), most.clone());
+                pool.spawn_for(&suspect, move || {
+                    let n = running.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+                    most.fetch_max(n, std::sync::atomic::Ordering::SeqCst);
+                    std::thread::sleep(Duration::from_millis(5));
+                    running.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+                })
+            })
+            .collect();
+        // A trusted caller's job runs at once on the free thread.
+        let t = Instant::now();
+        let trusted = JobOwner::new("trusted", Standing::Trusted);
+        pool.run_for(&trusted, || ()).await.unwrap();
+        assert!(t.elapsed() < Duration::from_millis(20), "{:?}", t.elapsed());
+        for rx in rxs {
+            rx.await.unwrap();
+        }
+        assert_eq!(most.load(std::sync::atomic::Ordering::SeqCst), 1);
     }
 
     /// Callers in good standing are served before new ones, and new ones

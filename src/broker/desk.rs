@@ -91,7 +91,7 @@ impl Default for DeskOptions {
             max_concurrent_requests: 256,
             allow_plaintext_credentials: false,
             max_pending_requests: 1024,
-            failure_burst: 20,
+            failure_burst: 10,
             failure_window: Duration::from_secs(10),
             security_log_interval: Duration::from_secs(10),
         }

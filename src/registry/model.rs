@@ -185,7 +185,7 @@ impl Default for Http2Spec {
 }
 
 /// How many authentication failures a caller may have: `burst` at once,
-/// refilled evenly over `window` (the default: 20 per 10 s).
+/// refilled evenly over `window` (the default: 10 per 10 s).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct FailureBudgetSpec {
@@ -197,7 +197,7 @@ pub struct FailureBudgetSpec {
 impl Default for FailureBudgetSpec {
     fn default() -> Self {
         FailureBudgetSpec {
-            burst: 20,
+            burst: 10,
             window: Duration::from_secs(10),
         }
     }

@@ -133,6 +133,7 @@ pub async fn serve<M, S, B>(
             },
         };
         let info = conn.info().clone();
+        tracing::trace!(listener = listener.name, peer = ?info.remote, "connection accepted");
         let activity = Arc::new(Activity {
             active: AtomicUsize::new(0),
             ever: AtomicBool::new(false),
@@ -153,6 +154,7 @@ pub async fn serve<M, S, B>(
         };
         tokio::spawn(task.run(conn, service));
     }
+    tracing::trace!(listener = listener.name, open = listener.open(), "stopped accepting; draining connections");
     drop(incoming);
     drop(done_tx);
     // Every connection task holds a sender: none left, all are done.
@@ -170,7 +172,9 @@ fn builder(listener: &Listener, protocols: Protocols) -> auto::Builder<TokioExec
     }
     b.http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(c.handshake_timeout)
+        // Headers that drip in on a kept-alive connection; the first
+        // request's are cut (and counted) by the handshake deadline first.
+        .header_read_timeout(c.handshake_timeout + Duration::from_secs(1))
         .max_buf_size((h2.max_header_list_bytes as usize).max(8192));
     b.http2()
         .timer(TokioTimer::new())

@@ -11,6 +11,7 @@ mod mtls;
 #[cfg(feature = "otlp")]
 mod otlp;
 mod secrets;
+mod under_attack;
 
 /// GET from the admin port.
 pub async fn harness_http(port: u16, path: &str) -> String {
