@@ -83,6 +83,9 @@ pub struct DeskOptions {
     pub failure_window: Duration,
     /// Security events: one log line per kind and caller per interval.
     pub security_log_interval: Duration,
+    /// Bytes of request bodies received (or being received) at once, over
+    /// every request; shared between callers like the request slots.
+    pub max_request_body_memory: usize,
 }
 
 impl Default for DeskOptions {
@@ -94,12 +97,15 @@ impl Default for DeskOptions {
             failure_burst: 10,
             failure_window: Duration::from_secs(10),
             security_log_interval: Duration::from_secs(10),
+            max_request_body_memory: 32 * 1024 * 1024,
         }
     }
 }
 
 pub(super) struct Desk {
     slots: Arc<Slots>,
+    /// KiB of request bodies being received or held, over every request.
+    body_kib: Arc<Slots>,
     pending: Arc<Semaphore>,
     pub failures: Failures,
     pub allow_plaintext_credentials: bool,
@@ -108,10 +114,8 @@ pub(super) struct Desk {
 impl Desk {
     pub fn new(options: &DeskOptions) -> Self {
         Desk {
-            slots: Arc::new(Slots {
-                max: options.max_concurrent_requests.max(1),
-                state: Mutex::new(SlotState::default()),
-            }),
+            slots: Slots::new(options.max_concurrent_requests),
+            body_kib: Slots::new(options.max_request_body_memory.div_ceil(1024)),
             pending: Arc::new(Semaphore::new(options.max_pending_requests.max(1))),
             failures: Failures::new(options.failure_burst, options.failure_window),
             allow_plaintext_credentials: options.allow_plaintext_credentials,
@@ -119,7 +123,8 @@ impl Desk {
     }
 }
 
-/// The request slots and who holds them.
+/// A resource shared fairly between callers: request slots (one each), or
+/// the bytes of request bodies being received.
 struct Slots {
     max: usize,
     state: Mutex<SlotState>,
@@ -132,31 +137,43 @@ struct SlotState {
 }
 
 impl Slots {
-    /// A slot for `key`, if one is free and the key is within its share.
-    fn try_acquire(self: &Arc<Self>, key: &Arc<str>) -> Result<Held, Shed> {
+    fn new(max: usize) -> Arc<Self> {
+        Arc::new(Slots {
+            max: max.max(1),
+            state: Mutex::new(SlotState::default()),
+        })
+    }
+
+    /// `amount` for `key`, if it is free and within the key's share: while
+    /// others hold some, `max / (holders + 1)`; half while it is alone.
+    fn try_acquire(self: &Arc<Self>, key: &Arc<str>, amount: usize) -> Result<Held, Shed> {
         let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        if s.total >= self.max {
+        if s.total + amount > self.max {
             return Err(Shed::Full);
         }
         let mine = s.held.get(key).copied().unwrap_or(0);
         let others = s.held.len() - usize::from(mine > 0);
         let share = (self.max / (others + 2)).max(1);
-        if mine >= share {
+        if mine > 0 && mine + amount > share {
             return Err(Shed::OverShare);
         }
-        s.total += 1;
-        *s.held.entry(key.clone()).or_insert(0) += 1;
+        if mine == 0 && amount > share.max(1) && others > 0 {
+            return Err(Shed::OverShare);
+        }
+        s.total += amount;
+        *s.held.entry(key.clone()).or_insert(0) += amount;
         Ok(Held {
             slots: self.clone(),
             key: key.clone(),
+            amount,
         })
     }
 
-    fn release(&self, key: &Arc<str>) {
+    fn release(&self, key: &Arc<str>, amount: usize) {
         let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        s.total = s.total.saturating_sub(1);
+        s.total = s.total.saturating_sub(amount);
         if let Some(n) = s.held.get_mut(key) {
-            *n -= 1;
+            *n = n.saturating_sub(amount);
             if *n == 0 {
                 s.held.remove(key);
             }
@@ -172,11 +189,12 @@ enum Shed {
 struct Held {
     slots: Arc<Slots>,
     key: Arc<str>,
+    amount: usize,
 }
 
 impl Drop for Held {
     fn drop(&mut self) {
-        self.slots.release(&self.key);
+        self.slots.release(&self.key, self.amount);
     }
 }
 
@@ -289,6 +307,8 @@ struct SlotInner {
     metrics: Arc<Metrics>,
     /// The call was handed to the broker (and so counted).
     handled: std::sync::atomic::AtomicBool,
+    /// Its body's share of `server.max_request_body_memory`.
+    body: Mutex<Option<Held>>,
     _held: Held,
 }
 
@@ -423,7 +443,7 @@ impl Broker {
                 return Err(tarpit(e).await);
             }
         }
-        let held = self.desk.slots.try_acquire(&key).map_err(|shed| {
+        let held = self.desk.slots.try_acquire(&key, 1).map_err(|shed| {
             self.metrics.shed.inc();
             match shed {
                 Shed::Full => overloaded("the broker is at its concurrency limit; retry shortly"),
@@ -452,6 +472,7 @@ impl Broker {
             address,
             metrics: self.metrics.clone(),
             handled: std::sync::atomic::AtomicBool::new(false),
+            body: Mutex::new(None),
             _held: held,
         })))
     }
@@ -468,6 +489,40 @@ impl Broker {
                 .with_retry_after(after.max(Duration::from_millis(100)));
                 self.security
                     .note(&self.metrics, &who_for_log(caller, "-"), &e);
+                Err(e)
+            }
+        }
+    }
+
+    /// Reserves room for an admitted call's body before the door reads it
+    /// (`bytes`: the declared length, or the most the door accepts when none
+    /// is declared), within `server.max_request_body_memory` and the caller's
+    /// share of it. Held until the slot is dropped. Over it: OVERLOADED, and
+    /// the body is not read.
+    pub fn reserve_body(&self, slot: &Slot, bytes: usize) -> Result<(), BrokerError> {
+        let kib = bytes.div_ceil(1024).max(1);
+        let held = self
+            .desk
+            .body_kib
+            .try_acquire(&slot.owner().key, kib)
+            .map_err(|shed| {
+                self.metrics.shed.inc();
+                match shed {
+                    Shed::Full => overloaded(
+                        "the broker holds as many request bytes as it may (server.max_request_body_memory); retry shortly",
+                    ),
+                    Shed::OverShare => overloaded(
+                        "this caller holds its share of the request body memory; retry shortly",
+                    ),
+                }
+            });
+        match held {
+            Ok(h) => {
+                *slot.0.body.lock().unwrap_or_else(|e| e.into_inner()) = Some(h);
+                Ok(())
+            }
+            Err(e) => {
+                self.record_unhandled(slot, e.reason);
                 Err(e)
             }
         }
@@ -663,10 +718,7 @@ mod tests {
     use super::*;
 
     fn slots(max: usize) -> Arc<Slots> {
-        Arc::new(Slots {
-            max,
-            state: Mutex::new(SlotState::default()),
-        })
+        Slots::new(max)
     }
 
     /// A caller alone may take half the slots; with others holding slots,
@@ -675,23 +727,41 @@ mod tests {
     fn slots_are_shared_so_a_newcomer_finds_room() {
         let s = slots(256);
         let a: Arc<str> = "a".into();
-        let held: Vec<_> = std::iter::from_fn(|| s.try_acquire(&a).ok()).collect();
+        let held: Vec<_> = std::iter::from_fn(|| s.try_acquire(&a, 1).ok()).collect();
         assert_eq!(held.len(), 128, "alone: half");
         // 31 more callers each take what they may.
         let mut all = vec![held];
         for i in 0..31 {
             let k: Arc<str> = format!("k{i}").into();
-            all.push(std::iter::from_fn(|| s.try_acquire(&k).ok()).collect());
+            all.push(std::iter::from_fn(|| s.try_acquire(&k, 1).ok()).collect());
         }
         let newcomer: Arc<str> = "legit".into();
-        assert!(s.try_acquire(&newcomer).is_ok(), "no room for a newcomer");
+        assert!(
+            s.try_acquire(&newcomer, 1).is_ok(),
+            "no room for a newcomer"
+        );
         drop(all);
         assert_eq!(s.state.lock().unwrap().total, 0);
         // Two slots, many callers: one each, two at most.
         let s = slots(2);
         let keys: Vec<Arc<str>> = (0..5).map(|i| format!("c{i}").into()).collect();
-        let got: Vec<_> = keys.iter().filter_map(|k| s.try_acquire(k).ok()).collect();
+        let got: Vec<_> = keys
+            .iter()
+            .filter_map(|k| s.try_acquire(k, 1).ok())
+            .collect();
         assert_eq!(got.len(), 2);
+    }
+
+    /// Body bytes: a caller alone may hold half; big bodies from one caller
+    /// leave room for another's small ones.
+    #[test]
+    fn body_memory_is_shared_too() {
+        let kib = Slots::new(32 * 1024);
+        let attacker: Arc<str> = "conn:1".into();
+        let big: Vec<_> = std::iter::from_fn(|| kib.try_acquire(&attacker, 4096).ok()).collect();
+        assert_eq!(big.len(), 4, "alone: half of 32 MiB in 4 MiB bodies");
+        let legit: Arc<str> = "conn:2".into();
+        assert!(kib.try_acquire(&legit, 10).is_ok());
     }
 
     #[test]

@@ -233,6 +233,13 @@ where
                         }
                         return Ok(too_large(declared, max));
                     }
+                    // Room for the body before it is read (the decoder holds it whole).
+                    if let Some(slot) = &slot {
+                        if let Err(e) = broker.reserve_body(slot, declared) {
+                            let rid = broker::request_id(&[None]).unwrap_or_default();
+                            return Ok(super::status::to_status(&e, &rid).into_http());
+                        }
+                    }
                 }
                 let body = tonic::body::Body::new(Prefixed {
                     head: Some(Bytes::from(head)),

@@ -162,6 +162,18 @@ impl HttpDoor {
             self.broker.record_unhandled(&slot, r.err.reason);
             r
         };
+        // Room for the body before it is read: its declared length, or the
+        // most this door accepts.
+        let declared = req
+            .headers()
+            .get(CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<usize>().ok())
+            .filter(|n| *n <= self.max_body_bytes)
+            .unwrap_or(self.max_body_bytes);
+        self.broker
+            .reserve_body(&slot, declared)
+            .map_err(early_id)?;
         let body = self.body(req).await.map_err(|r| {
             unhandled(Refusal {
                 request_id: early.clone(),

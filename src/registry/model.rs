@@ -95,9 +95,17 @@ pub struct ServerSpec {
     /// Requests accepted from a connection but not yet admitted (or refused)
     /// by the front desk, over every door; beyond it they are shed at once.
     pub max_pending_requests: usize,
+    /// Bytes of request bodies the server receives or holds at once, over
+    /// every request (each reserves its declared length before its body is
+    /// read, within its caller's share); beyond it calls are shed.
+    pub max_request_body_memory: usize,
     /// Authentication failures (credentials, or messages that do not
     /// authenticate) one caller may have before it is refused early.
     pub failure_budget: FailureBudgetSpec,
+    /// How often the allocator's free memory is checked and, past 4 MiB,
+    /// given back to the system (glibc keeps what a burst freed); 0 turns it off.
+    #[serde(with = "humantime_serde")]
+    pub memory_release_interval: Duration,
     /// Security events are logged as one line per kind and caller per interval
     /// (the counters stay exact; every event is logged at debug level).
     #[serde(with = "humantime_serde")]
@@ -242,8 +250,10 @@ impl Default for ServerSpec {
             connections: ConnectionsSpec::default(),
             http2: Http2Spec::default(),
             max_pending_requests: 1024,
+            max_request_body_memory: 32 * 1024 * 1024,
             failure_budget: FailureBudgetSpec::default(),
             security_log_interval: Duration::from_secs(10),
+            memory_release_interval: Duration::from_secs(2),
         }
     }
 }

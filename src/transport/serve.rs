@@ -154,7 +154,11 @@ pub async fn serve<M, S, B>(
         };
         tokio::spawn(task.run(conn, service));
     }
-    tracing::trace!(listener = listener.name, open = listener.open(), "stopped accepting; draining connections");
+    tracing::trace!(
+        listener = listener.name,
+        open = listener.open(),
+        "stopped accepting; draining connections"
+    );
     drop(incoming);
     drop(done_tx);
     // Every connection task holds a sender: none left, all are done.

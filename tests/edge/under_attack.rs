@@ -58,7 +58,12 @@ async fn every_listener_closes_silent_and_idle_connections() {
     let http = running.http_addr.unwrap();
     const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
     // The preface, then a HEADERS frame header announcing 100 bytes and 3 of them.
-    let partial_h2: Vec<u8> = [PREFACE, &[0, 0, 0, 4, 0, 0, 0, 0, 0], &[0, 0, 100, 1, 4, 0, 0, 0, 1, 0x83, 0x86, 0x84]].concat();
+    let partial_h2: Vec<u8> = [
+        PREFACE,
+        &[0, 0, 0, 4, 0, 0, 0, 0, 0],
+        &[0, 0, 100, 1, 4, 0, 0, 0, 1, 0x83, 0x86, 0x84],
+    ]
+    .concat();
     let partial_h1: &[u8] = b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: a";
     let h2_only = [&b""[..], PREFACE, &partial_h2];
     let both = [&b""[..], PREFACE, &partial_h2, partial_h1];
@@ -106,7 +111,10 @@ async fn every_listener_closes_silent_and_idle_connections() {
     let mut client = client.ready().await.unwrap();
     let req = http::Request::builder()
         .method("POST")
-        .uri(format!("http://{}/grpc.health.v1.Health/Check", running.health_addr))
+        .uri(format!(
+            "http://{}/grpc.health.v1.Health/Check",
+            running.health_addr
+        ))
         .header("content-type", "application/grpc")
         .body(())
         .unwrap();
@@ -122,8 +130,17 @@ async fn every_listener_closes_silent_and_idle_connections() {
         .expect("an idle HTTP/2 connection is closed")
         .unwrap()
         .ok();
-    assert!(t.elapsed() >= Duration::from_millis(1500), "{:?}", t.elapsed());
-    assert!(metric(&running, "reseal_connections_closed_total{listener=\"health\",reason=\"idle_timeout\"}") >= 1.0);
+    assert!(
+        t.elapsed() >= Duration::from_millis(1500),
+        "{:?}",
+        t.elapsed()
+    );
+    assert!(
+        metric(
+            &running,
+            "reseal_connections_closed_total{listener=\"health\",reason=\"idle_timeout\"}"
+        ) >= 1.0
+    );
     running.stop().await.unwrap();
 }
 
@@ -150,34 +167,46 @@ async fn connections_over_the_limits_are_closed_at_once_and_counted() {
     // The 6th from the same address: closed at once.
     let mut over = connect_from("127.0.0.2", addr).await;
     let took = closed_within(&mut over, Duration::from_secs(2)).await;
-    assert!(took.is_some_and(|t| t < Duration::from_millis(500)), "{took:?}");
+    assert!(
+        took.is_some_and(|t| t < Duration::from_millis(500)),
+        "{took:?}"
+    );
     // Others may still come, up to the total.
     for _ in 0..3 {
         held.push(connect_from("127.0.0.3", addr).await);
     }
     let mut over = connect_from("127.0.0.4", addr).await;
     let took = closed_within(&mut over, Duration::from_secs(2)).await;
-    assert!(took.is_some_and(|t| t < Duration::from_millis(500)), "{took:?}");
+    assert!(
+        took.is_some_and(|t| t < Duration::from_millis(500)),
+        "{took:?}"
+    );
     for s in &mut held[..] {
         assert!(closed_within(s, Duration::from_millis(100)).await.is_none());
     }
     assert_eq!(
-        metric(&running, "reseal_connections_refused_total{listener=\"grpc\",reason=\"max_per_address\"}"),
+        metric(
+            &running,
+            "reseal_connections_refused_total{listener=\"grpc\",reason=\"max_per_address\"}"
+        ),
         1.0
     );
     assert_eq!(
-        metric(&running, "reseal_connections_refused_total{listener=\"grpc\",reason=\"max_total\"}"),
+        metric(
+            &running,
+            "reseal_connections_refused_total{listener=\"grpc\",reason=\"max_total\"}"
+        ),
         1.0
     );
-    assert_eq!(metric(&running, "reseal_connections_open{listener=\"grpc\"}"), 8.0);
+    assert_eq!(
+        metric(&running, "reseal_connections_open{listener=\"grpc\"}"),
+        8.0
+    );
     // Closing them gives their places back.
     drop(held);
     tokio::time::sleep(Duration::from_millis(300)).await;
     let mut c = client(&running).await;
-    let ok = c
-        .reencrypt(card_capture_request(b"after"))
-        .await
-        .unwrap();
+    let ok = c.reencrypt(card_capture_request(b"after")).await.unwrap();
     assert!(ok.into_inner().results.iter().all(|r| r.error.is_none()));
     running.stop().await.unwrap();
 }
@@ -186,8 +215,18 @@ async fn connections_over_the_limits_are_closed_at_once_and_counted() {
 /// under a key of its own (so none opens), `n` of them.
 fn forged(n: usize) -> Vec<u8> {
     let (_, public) = raw_rsa::generate_pem(2048).unwrap();
-    let k = RawRsaKeyring::from_public_pem("AmazonConnect", CONNECT_A, RsaPadding::OaepSha512, public.as_bytes()).unwrap();
-    let mut m = EncryptionMaterials::generate(AlgorithmSuite::Aes256GcmHkdfSha512CommitKey, EncryptionContext::new()).unwrap();
+    let k = RawRsaKeyring::from_public_pem(
+        "AmazonConnect",
+        CONNECT_A,
+        RsaPadding::OaepSha512,
+        public.as_bytes(),
+    )
+    .unwrap();
+    let mut m = EncryptionMaterials::generate(
+        AlgorithmSuite::Aes256GcmHkdfSha512CommitKey,
+        EncryptionContext::new(),
+    )
+    .unwrap();
     for _ in 0..n {
         m.wrap_for(&k).unwrap();
     }
@@ -207,16 +246,37 @@ async fn one_unwrap_attempt_per_key_and_few_private_key_attempts_per_message() {
     };
     let status = c.reencrypt(req(forged(16))).await.unwrap_err();
     assert_eq!(reason(&status), "AUTHENTICATION_FAILED");
-    let uses = |outcome: &str| metric(&running, &format!("reseal_source_key_uses_total{{source=\"connect-a\",outcome=\"{outcome}\"}}"));
+    let uses = |outcome: &str| {
+        metric(
+            &running,
+            &format!("reseal_source_key_uses_total{{source=\"connect-a\",outcome=\"{outcome}\"}}"),
+        )
+    };
     assert_eq!(uses("authentication_failed"), 1.0, "one RSA attempt");
     assert_eq!(uses("attempt_limit"), 15.0, "the other 15 EDKs not tried");
 
     // A message for both Connect keys (a junk EDK for connect-a, a real one
     // for connect-b) opens: two private-key attempts are allowed...
-    let k_b = RawRsaKeyring::from_public_pem("AmazonConnect", CONNECT_B, RsaPadding::OaepSha512, keys()["connect-b"].1.as_bytes()).unwrap();
+    let k_b = RawRsaKeyring::from_public_pem(
+        "AmazonConnect",
+        CONNECT_B,
+        RsaPadding::OaepSha512,
+        keys()["connect-b"].1.as_bytes(),
+    )
+    .unwrap();
     let (_, other) = raw_rsa::generate_pem(2048).unwrap();
-    let junk_a = RawRsaKeyring::from_public_pem("AmazonConnect", CONNECT_A, RsaPadding::OaepSha512, other.as_bytes()).unwrap();
-    let mut m = EncryptionMaterials::generate(AlgorithmSuite::Aes256GcmHkdfSha512CommitKey, EncryptionContext::new()).unwrap();
+    let junk_a = RawRsaKeyring::from_public_pem(
+        "AmazonConnect",
+        CONNECT_A,
+        RsaPadding::OaepSha512,
+        other.as_bytes(),
+    )
+    .unwrap();
+    let mut m = EncryptionMaterials::generate(
+        AlgorithmSuite::Aes256GcmHkdfSha512CommitKey,
+        EncryptionContext::new(),
+    )
+    .unwrap();
     m.wrap_for(&junk_a).unwrap();
     m.wrap_for(&k_b).unwrap();
     let both = esdk::seal(b"two keys", &m, 4096).unwrap();
@@ -225,12 +285,21 @@ async fn one_unwrap_attempt_per_key_and_few_private_key_attempts_per_message() {
     running.stop().await.unwrap();
 
     // ...and with `limits.max_private_key_attempts: 1` the second is not tried.
-    let strict = fx.write("strict.yaml", &standard_config("limits:\n  max_private_key_attempts: 1\n"));
+    let strict = fx.write(
+        "strict.yaml",
+        &standard_config("limits:\n  max_private_key_attempts: 1\n"),
+    );
     let running = start(&strict, manual_clock("2026-01-01T00:00:00Z")).await;
     let mut c = client(&running).await;
     let status = c.reencrypt(req(both)).await.unwrap_err();
     assert_eq!(reason(&status), "AUTHENTICATION_FAILED");
-    assert_eq!(metric(&running, "reseal_source_key_uses_total{source=\"connect-b\",outcome=\"attempt_limit\"}"), 1.0);
+    assert_eq!(
+        metric(
+            &running,
+            "reseal_source_key_uses_total{source=\"connect-b\",outcome=\"attempt_limit\"}"
+        ),
+        1.0
+    );
     running.stop().await.unwrap();
 }
 
@@ -255,20 +324,37 @@ async fn repeated_failures_are_refused_early_with_retry_info_on_both_doors() {
         let s = attacker.reencrypt(req.clone()).await.unwrap_err();
         assert_eq!(reason(&s), "AUTHENTICATION_FAILED");
     }
-    let attempts = metric(&running, "reseal_source_key_uses_total{source=\"connect-a\",outcome=\"authentication_failed\"}");
+    let attempts = metric(
+        &running,
+        "reseal_source_key_uses_total{source=\"connect-a\",outcome=\"authentication_failed\"}",
+    );
     let s = attacker.reencrypt(req.clone()).await.unwrap_err();
     assert_eq!(s.code(), tonic::Code::ResourceExhausted, "{s:?}");
     assert_eq!(reason(&s), "TOO_MANY_FAILURES");
     use tonic_types::StatusExt;
-    let retry = s.get_error_details().retry_info().and_then(|r| r.retry_delay);
-    assert!(retry.is_some_and(|d| d > Duration::from_secs(5)), "{retry:?}");
+    let retry = s
+        .get_error_details()
+        .retry_info()
+        .and_then(|r| r.retry_delay);
+    assert!(
+        retry.is_some_and(|d| d > Duration::from_secs(5)),
+        "{retry:?}"
+    );
     // Refused before any parsing or key use.
     assert_eq!(
-        metric(&running, "reseal_source_key_uses_total{source=\"connect-a\",outcome=\"authentication_failed\"}"),
+        metric(
+            &running,
+            "reseal_source_key_uses_total{source=\"connect-a\",outcome=\"authentication_failed\"}"
+        ),
         attempts
     );
     assert_eq!(metric(&running, "reseal_requests_total{door=\"grpc\",method=\"Reencrypt\",route=\"-\",outcome=\"TOO_MANY_FAILURES\"}"), 1.0);
-    assert!(metric(&running, "reseal_security_events_total{kind=\"too_many_failures\"}") >= 1.0);
+    assert!(
+        metric(
+            &running,
+            "reseal_security_events_total{kind=\"too_many_failures\"}"
+        ) >= 1.0
+    );
     // Another caller is not refused.
     let mut other = client(&running).await;
     assert!(other.reencrypt(card_capture_request(b"fine")).await.is_ok());
@@ -276,7 +362,9 @@ async fn repeated_failures_are_refused_early_with_retry_info_on_both_doors() {
     // The HTTP door: one keep-alive connection, the same budget rule; 429 with Retry-After.
     use base64::Engine as _;
     let body = serde_json::json!({"ciphertext": base64::engine::general_purpose::STANDARD.encode(&tampered), "consumers": ["payments"]}).to_string();
-    let mut s = TcpStream::connect(running.http_addr.unwrap()).await.unwrap();
+    let mut s = TcpStream::connect(running.http_addr.unwrap())
+        .await
+        .unwrap();
     let mut statuses = Vec::new();
     for _ in 0..4 {
         let req = format!("POST /v1/reencrypt HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}", body.len());
@@ -292,7 +380,11 @@ async fn repeated_failures_are_refused_early_with_retry_info_on_both_doors() {
             if let Some((head, rest)) = text.split_once("\r\n\r\n") {
                 let len: usize = head
                     .lines()
-                    .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length: ").map(|v| v.trim().parse().unwrap()))
+                    .find_map(|l| {
+                        l.to_ascii_lowercase()
+                            .strip_prefix("content-length: ")
+                            .map(|v| v.trim().parse().unwrap())
+                    })
                     .unwrap_or(0);
                 if rest.len() >= len {
                     statuses.push(text);

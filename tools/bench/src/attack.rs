@@ -118,6 +118,8 @@ pub struct FloodOptions {
     pub in_flight: usize,
     /// Streams each connection opens in all (`streams`, `partial-bodies`).
     pub streams_per_connection: usize,
+    /// The message length `partial-bodies` declares; it sends all but 1 kB.
+    pub body_bytes: usize,
     pub duration: Duration,
 }
 
@@ -130,6 +132,7 @@ impl FloodOptions {
                 Flood::PartialBodies => 10_000,
                 _ => 50_000,
             },
+            body_bytes: 100_000,
             duration,
         }
     }
@@ -197,7 +200,7 @@ pub async fn run(flood: Flood, target: &Target, o: &FloodOptions) -> Result<Floo
             for _ in 0..o.connections {
                 let (t, tally, o) = (target.clone(), tally.clone(), o.clone());
                 tasks.spawn(async move {
-                    let _ = h2_streams(&t, &o, flood == Flood::PartialBodies, until, &tally).await;
+                    let _ = h2_streams(&t, &o, flood == Flood::PartialBodies, until, tally).await;
                 });
             }
         }
@@ -306,7 +309,7 @@ async fn h2_streams(
     o: &FloodOptions,
     partial: bool,
     until: Instant,
-    tally: &Tally,
+    tally: Arc<Tally>,
 ) -> Result<(), BoxError> {
     let tcp = TcpStream::connect(target.grpc).await?;
     let (client, conn) = h2::client::Builder::new()
@@ -323,10 +326,20 @@ async fn h2_streams(
     }
     let mut held = Vec::new();
     let mut client = client;
+    // Streams open at once: as many as the server allows (the client would
+    // queue the rest, and its queue costs the attacker, not the server).
+    let open = Arc::new(tokio::sync::Semaphore::new(
+        client.current_max_send_streams().clamp(1, 1024),
+    ));
     for _ in 0..o.streams_per_connection {
         if Instant::now() >= until || closed.load(Ordering::SeqCst) {
             break;
         }
+        let permit = match tokio::time::timeout_at(until.into(), open.clone().acquire_owned()).await
+        {
+            Ok(Ok(p)) => p,
+            _ => break,
+        };
         client = match tokio::time::timeout_at(until.into(), client.ready()).await {
             Ok(Ok(c)) => c,
             Ok(Err(_)) => {
@@ -342,31 +355,29 @@ async fn h2_streams(
             };
         tally.sent.fetch_add(1, Ordering::Relaxed);
         if partial {
-            // The 5-byte prefix of a 100 kB message, and 1 kB of it.
-            let mut body = vec![0u8, 0, 1, 0x86, 0xa0];
-            body.extend(std::iter::repeat_n(0x0a, 1024));
+            // The 5-byte prefix of the message, and all of it but 1 kB.
+            let declared = o.body_bytes.max(1025);
+            let mut body = vec![0u8];
+            body.extend_from_slice(&(declared as u32).to_be_bytes());
+            body.extend(std::iter::repeat_n(0x0a, declared - 1024));
             let _ = stream.send_data(Bytes::from(body), false);
-            held.push((stream, response));
-            // Answers to held streams (refusals) come back as they come.
-            held.retain_mut(|(_, r)| {
-                use std::future::Future;
-                let waker = futures_noop_waker();
-                let mut cx = std::task::Context::from_waker(&waker);
-                match std::pin::Pin::new(r).poll(&mut cx) {
-                    std::task::Poll::Ready(Ok(resp)) => {
-                        tally.answer(grpc_reason_of_headers(resp.headers()));
-                        false
-                    }
-                    std::task::Poll::Ready(Err(_)) => {
-                        tally.answer("reset");
-                        false
-                    }
-                    std::task::Poll::Pending => true,
+            held.push(stream);
+            // Answers to held streams (refusals) are counted as they come.
+            let tally = tally.clone();
+            tokio::spawn(async move {
+                let _permit = permit;
+                match response.await {
+                    Ok(resp) => tally.answer(grpc_reason_of_headers(resp.headers())),
+                    Err(e) => tally.answer(match e.reason() {
+                        Some(r) => format!("reset:{r:?}"),
+                        None => "reset".into(),
+                    }),
                 }
             });
         } else {
             stream.send_reset(h2::Reason::CANCEL);
             drop(response);
+            drop(permit);
         }
     }
     if partial {
@@ -379,10 +390,6 @@ async fn h2_streams(
     }
     drop(held);
     Ok(())
-}
-
-fn futures_noop_waker() -> std::task::Waker {
-    std::task::Waker::noop().clone()
 }
 
 /// The reseal reason in a trailers-only answer's headers (or its grpc-status).
