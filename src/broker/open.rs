@@ -78,12 +78,16 @@ pub(super) struct Pending {
     last: Option<BrokerError>,
     /// Unwrap attempts made so far, per source key (and, for discovery
     /// rules, per key name).
-    attempts: Vec<((String, Option<Vec<u8>>), usize)>,
+    attempts: Vec<(AttemptKey, usize)>,
     /// Private-key (RSA) unwrap attempts made so far.
     private_attempts: usize,
     /// Candidates passed over for the attempt limits.
     skipped: usize,
 }
+
+/// A source key, and for discovery rules the key name: what one unwrap
+/// attempt per message is counted by.
+type AttemptKey = (String, Option<Vec<u8>>);
 
 /// Whether unwrapping with this source costs a private-key operation here.
 fn is_private_key(kind: SourceKind) -> bool {

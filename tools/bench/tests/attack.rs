@@ -11,7 +11,6 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use reseal::grpc::proto::{reencrypt_request::Input, ReencryptRequest};
@@ -19,7 +18,7 @@ use reseal_bench::attack::{self, Flood, FloodOptions, LegitReport, RssWatch, Tar
 use reseal_bench::setup;
 
 /// One scenario at a time: they measure the machine.
-static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 const MB: u64 = 1024 * 1024;
 const RSS_CEILING: u64 = 150 * MB;
@@ -271,13 +270,13 @@ async fn memory_flood(flood: Flood, o: FloodOptions) -> (Server, attack::FloodRe
     (server, report)
 }
 
-fn lock() -> std::sync::MutexGuard<'static, ()> {
-    ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner())
+async fn lock() -> tokio::sync::MutexGuard<'static, ()> {
+    ONE_AT_A_TIME.lock().await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stream_flood_headers_and_resets() {
-    let _one = lock();
+    let _one = lock().await;
     let mut o = FloodOptions::for_flood(Flood::Streams, Duration::from_secs(8));
     o.streams_per_connection = 50_000;
     let (_server, report) = memory_flood(Flood::Streams, o).await;
@@ -286,7 +285,7 @@ async fn stream_flood_headers_and_resets() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn partial_request_bodies() {
-    let _one = lock();
+    let _one = lock().await;
     let mut o = FloodOptions::for_flood(Flood::PartialBodies, Duration::from_secs(8));
     o.streams_per_connection = 10_000;
     let (server, report) = memory_flood(Flood::PartialBodies, o).await;
@@ -310,7 +309,7 @@ async fn partial_request_bodies() {
 /// between callers.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn large_partial_request_bodies() {
-    let _one = lock();
+    let _one = lock().await;
     let mut o = FloodOptions::for_flood(Flood::PartialBodies, Duration::from_secs(8));
     o.streams_per_connection = 400;
     o.body_bytes = 4 * 1024 * 1024 - 64;
@@ -323,7 +322,7 @@ async fn large_partial_request_bodies() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rapid_reset_is_cut_off() {
-    let _one = lock();
+    let _one = lock().await;
     let o = FloodOptions::for_flood(Flood::RapidReset, Duration::from_secs(6));
     let (server, report) = memory_flood(Flood::RapidReset, o).await;
     // The server cut the connections (GOAWAY ENHANCE_YOUR_CALM, or the reset guard).
@@ -337,7 +336,7 @@ async fn rapid_reset_is_cut_off() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_preface_only_connections_are_closed() {
-    let _one = lock();
+    let _one = lock().await;
     // The handshake deadline is 10 s by default; 2,000 connections that send
     // the preface and nothing else are all gone by 13 s.
     let o = FloodOptions::for_flood(Flood::IdlePreface, Duration::from_secs(13));
@@ -363,7 +362,7 @@ async fn idle_preface_only_connections_are_closed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dripping_headers_are_cut() {
-    let _one = lock();
+    let _one = lock().await;
     // HTTP/2 on the gRPC port and HTTP/1.1 on the HTTP/JSON port, a byte
     // every 200 ms: cut at the handshake deadline (10 s).
     let mut o = FloodOptions::for_flood(Flood::SlowHeaders, Duration::from_secs(13));
@@ -374,7 +373,7 @@ async fn dripping_headers_are_cut() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn edk_flood_from_32_connections_leaves_the_legitimate_caller_its_share() {
-    let _one = lock();
+    let _one = lock().await;
     let server = Server::start("").await;
     let idle = server.warm_idle_rss().await;
     let unloaded = server
@@ -436,7 +435,7 @@ async fn edk_flood_from_32_connections_leaves_the_legitimate_caller_its_share() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tampered_message_flood_is_counted_exactly_and_logged_in_summary() {
-    let _one = lock();
+    let _one = lock().await;
     let server = Server::start("").await;
     let legit = server.legit(Duration::from_secs(5));
     let o = FloodOptions::for_flood(Flood::Tampered, Duration::from_secs(5));
@@ -480,7 +479,7 @@ async fn tampered_message_flood_is_counted_exactly_and_logged_in_summary() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_protobuf_is_malformed_request_and_counted() {
-    let _one = lock();
+    let _one = lock().await;
     let server = Server::start("").await;
     let legit = server.legit(Duration::from_secs(3));
     let target = server.target();
@@ -514,7 +513,7 @@ async fn malformed_protobuf_is_malformed_request_and_counted() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn base64_in_the_raw_field_is_malformed_ciphertext() {
-    let _one = lock();
+    let _one = lock().await;
     let server = Server::start("").await;
     let legit = server.legit(Duration::from_secs(3));
     let o = FloodOptions::for_flood(Flood::Base64Raw, Duration::from_secs(2));
