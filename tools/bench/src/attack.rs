@@ -200,7 +200,20 @@ pub async fn run(flood: Flood, target: &Target, o: &FloodOptions) -> Result<Floo
             for _ in 0..o.connections {
                 let (t, tally, o) = (target.clone(), tally.clone(), o.clone());
                 tasks.spawn(async move {
-                    let _ = h2_streams(&t, &o, flood == Flood::PartialBodies, until, tally).await;
+                    if flood == Flood::PartialBodies {
+                        let _ =
+                            h2_streams(&t, &o, true, o.streams_per_connection, until, &tally).await;
+                        return;
+                    }
+                    // An attacker whose connection is cut opens another, until
+                    // its streams are spent or its time is up.
+                    let mut left = o.streams_per_connection;
+                    while left > 0 && Instant::now() < until {
+                        match h2_streams(&t, &o, false, left, until, &tally).await {
+                            Ok(0) | Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
+                            Ok(n) => left = left.saturating_sub(n),
+                        }
+                    }
                 });
             }
         }
@@ -302,15 +315,17 @@ fn grpc_request(target: &Target, path: &str) -> http::Request<()> {
 
 const REENCRYPT: &str = "/reseal.v1.ReencryptService/Reencrypt";
 
-/// One HTTP/2 connection opening streams: HEADERS then RST_STREAM, or HEADERS
-/// and part of a body, held until the end.
+/// One HTTP/2 connection opening up to `streams` streams: HEADERS then
+/// RST_STREAM, or HEADERS and part of a body, held until the end. Returns how
+/// many it opened.
 async fn h2_streams(
     target: &Target,
     o: &FloodOptions,
     partial: bool,
+    streams: usize,
     until: Instant,
-    tally: Arc<Tally>,
-) -> Result<(), BoxError> {
+    tally: &Arc<Tally>,
+) -> Result<usize, BoxError> {
     let tcp = TcpStream::connect(target.grpc).await?;
     let (client, conn) = h2::client::Builder::new()
         .initial_window_size(1 << 20)
@@ -331,7 +346,8 @@ async fn h2_streams(
     let open = Arc::new(tokio::sync::Semaphore::new(
         client.current_max_send_streams().clamp(1, 1024),
     ));
-    for _ in 0..o.streams_per_connection {
+    let mut opened = 0;
+    for _ in 0..streams {
         if Instant::now() >= until || closed.load(Ordering::SeqCst) {
             break;
         }
@@ -354,6 +370,7 @@ async fn h2_streams(
                 Err(_) => break,
             };
         tally.sent.fetch_add(1, Ordering::Relaxed);
+        opened += 1;
         if partial {
             // The 5-byte prefix of the message, and all of it but 1 kB.
             let declared = o.body_bytes.max(1025);
@@ -389,7 +406,7 @@ async fn h2_streams(
         tally.open_at_end.fetch_add(1, Ordering::Relaxed);
     }
     drop(held);
-    Ok(())
+    Ok(opened)
 }
 
 /// The reseal reason in a trailers-only answer's headers (or its grpc-status).
