@@ -19,6 +19,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     tonic_prost_build::configure()
         .build_client(true)
         .build_server(true)
+        // Broken request bodies are MALFORMED_REQUEST, not INTERNAL.
+        .codec_path("crate::grpc::codec::ReasonCodec")
         .compile_fds(fds)?;
     println!("cargo:rustc-env=RESEAL_BUILD_COMMIT={}", commit());
     Ok(())

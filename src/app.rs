@@ -155,6 +155,54 @@ pub fn runtime(server: &ServerSpec) -> std::io::Result<tokio::runtime::Runtime> 
 
 pub use scheduling::last_error as io_scheduling_error;
 
+/// Gives memory freed after a burst back to the system: glibc's malloc keeps
+/// freed memory in its per-thread arenas (a flood that allocated 20 MB left
+/// RSS 20 MB up for good; BENCHMARKS.md, "Under attack"), so a thread checks
+/// every `interval` how much the allocator holds free and, past
+/// [`memory::TRIM_ABOVE`], trims it. Off with an interval of 0.
+pub fn start_memory_release(interval: std::time::Duration) {
+    if interval.is_zero() {
+        return;
+    }
+    let spawned = std::thread::Builder::new()
+        .name("reseal-trim".into())
+        .spawn(move || loop {
+            std::thread::sleep(interval);
+            memory::release_free();
+        });
+    if let Err(e) = spawned {
+        tracing::warn!(error = %e, "could not start the memory release thread");
+    }
+}
+
+pub mod memory {
+    /// Free bytes the allocator may keep before they are given back.
+    pub const TRIM_ABOVE: usize = 4 * 1024 * 1024;
+
+    /// When glibc's allocator holds more than [`TRIM_ABOVE`] bytes free,
+    /// returns them to the system (`malloc_trim`); the bytes it held free.
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    #[allow(unsafe_code)] // libc has no safe wrapper; see below
+    pub fn release_free() -> usize {
+        // SAFETY: mallinfo2 only reads the allocator's statistics (under its
+        // own locks); malloc_trim(0) releases free pages of every arena back
+        // to the kernel and touches no memory that is in use. Neither takes
+        // or returns a pointer.
+        let free = unsafe { libc::mallinfo2() }.fordblks;
+        if free > TRIM_ABOVE {
+            // SAFETY: as above.
+            unsafe { libc::malloc_trim(0) };
+        }
+        free
+    }
+
+    /// Other allocators return memory on their own.
+    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+    pub fn release_free() -> usize {
+        0
+    }
+}
+
 mod scheduling {
     use std::sync::atomic::{AtomicI32, Ordering};
 
@@ -242,6 +290,11 @@ pub async fn build(source: ConfigSource, options: &StartOptions) -> Result<Built
             .with_desk(&DeskOptions {
                 max_concurrent_requests: server.max_concurrent_requests,
                 allow_plaintext_credentials: server.allow_plaintext_credentials,
+                max_pending_requests: server.max_pending_requests,
+                failure_burst: server.failure_budget.burst,
+                failure_window: server.failure_budget.window,
+                security_log_interval: server.security_log_interval,
+                max_request_body_memory: server.max_request_body_memory,
             }),
     );
     Ok(Built {
@@ -259,6 +312,7 @@ pub async fn start(source: ConfigSource, options: StartOptions) -> Result<Runnin
         file,
     } = build(source, &options).await?;
     let server: ServerSpec = file.server;
+    start_memory_release(server.memory_release_interval);
     let (shutdown, shutdown_rx) = watch::channel(false);
     registry.spawn_watcher(server.reload_interval, shutdown_rx.clone());
 

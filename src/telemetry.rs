@@ -253,6 +253,18 @@ impl MetricConstructor<Histogram> for LatencyBuckets {
     }
 }
 
+/// A listener (`grpc`, `health`, `admin`, `http`) and a stable reason.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ConnectionLabels {
+    pub listener: String,
+    pub reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ListenerLabels {
+    pub listener: String,
+}
+
 type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
 
 fn aws_latency_histogram() -> Histogram {
@@ -281,6 +293,12 @@ pub struct Metrics {
     pub in_flight: Gauge,
     pub shed: Counter,
     pub security_events: Family<SecurityLabels, Counter>,
+    /// Connections closed at accept for a limit (`max_total`, `max_per_address`).
+    pub connections_refused: Family<ConnectionLabels, Counter>,
+    /// Connections the server closed, by reason (`handshake_timeout`,
+    /// `idle_timeout`, `reset_flood`, `control_flood`, `tls_failed`).
+    pub connections_closed: Family<ConnectionLabels, Counter>,
+    pub connections_open: Family<ListenerLabels, Gauge>,
 }
 
 impl Default for Metrics {
@@ -315,6 +333,9 @@ impl Metrics {
             in_flight: Gauge::default(),
             shed: Counter::default(),
             security_events: Family::default(),
+            connections_refused: Family::default(),
+            connections_closed: Family::default(),
+            connections_open: Family::default(),
         };
         m.build_info
             .get_or_create(&BuildLabels {
@@ -402,6 +423,21 @@ impl Metrics {
             "security_events",
             "Security-relevant events (tampered input, unknown key floods, denied callers)",
             m.security_events.clone(),
+        );
+        r.register(
+            "connections_refused",
+            "Connections closed as soon as accepted, by listener and limit (max_total, max_per_address)",
+            m.connections_refused.clone(),
+        );
+        r.register(
+            "connections_closed",
+            "Connections closed by the server, by listener and reason (handshake_timeout, idle_timeout, reset_flood, control_flood, tls_failed)",
+            m.connections_closed.clone(),
+        );
+        r.register(
+            "connections_open",
+            "Connections open, by listener",
+            m.connections_open.clone(),
         );
         *m.registry.lock().unwrap_or_else(|e| e.into_inner()) = root;
         m

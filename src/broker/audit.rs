@@ -1,8 +1,9 @@
 //! The audit trail: one event per re-encryption (who, what, with which keys,
 //! how it went) and the security events a failure may be.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use super::{BrokerError, Caller, ConsumerOutcome, Reason, ReencryptRequest, ReencryptResponse};
 use crate::esdk::{self, AlgorithmSuite};
@@ -93,32 +94,92 @@ fn audit_entry(consumer: &str, key_ids: &[String]) -> String {
     entry
 }
 
-/// Security events: tampered input, unknown key ids, denied callers.
-#[derive(Default)]
+/// Security events: tampered input, unknown key ids, denied callers, callers
+/// refused for too many failures. Each is counted exactly
+/// (`reseal_security_events_total{kind}`) and logged in full at debug level;
+/// at warn level the first of a kind from a caller in an interval is logged
+/// at once and the rest as one line when the interval ends ("N tampered
+/// inputs from caller X in the last 10 s"), so a flood cannot flood the log.
 pub(super) struct SecurityEvents {
-    unknown_key_events: AtomicU64,
+    interval: Duration,
+    window: Mutex<Window>,
 }
 
+struct Window {
+    started: Instant,
+    counts: HashMap<(&'static str, String), u64>,
+}
+
+/// Distinct (kind, caller) pairs one interval tracks; the rest are summed
+/// under one entry.
+const MAX_TRACKED: usize = 1000;
+
 impl SecurityEvents {
-    /// Counts a failed call that is a security event, and logs it.
+    pub fn new(interval: Duration) -> Self {
+        SecurityEvents {
+            interval: interval.max(Duration::from_millis(100)),
+            window: Mutex::new(Window {
+                started: Instant::now(),
+                counts: HashMap::new(),
+            }),
+        }
+    }
+
+    /// Counts a failed call that is a security event, and logs it (see above).
     pub fn note(&self, metrics: &Metrics, caller: &str, e: &BrokerError) {
         let kind = match e.reason {
             Reason::AuthenticationFailed => "tampered_input",
             Reason::SourceKeyNotConfigured => "unknown_key_id",
             Reason::PermissionDenied | Reason::Unauthenticated => "denied_caller",
+            Reason::TooManyFailures => "too_many_failures",
             _ => return,
         };
         metrics.security_event(kind);
-        let identity = caller;
-        if kind == "unknown_key_id" {
-            // A flood of unknown key ids is one event per 100, not 100 log lines.
-            let n = self.unknown_key_events.fetch_add(1, Ordering::Relaxed) + 1;
-            if n == 1 || n % 100 == 0 {
-                tracing::warn!(target: AUDIT_TARGET, event = "security", kind, count = n, caller = identity, detail = %e.message, "input for a key that is not configured");
-            }
+        let detail = e.detail.as_deref().unwrap_or(&e.message);
+        tracing::debug!(target: AUDIT_TARGET, event = "security", kind, caller, reason = %e.reason, detail, "security event");
+        let mut w = self.window.lock().unwrap_or_else(|p| p.into_inner());
+        self.flush_locked(&mut w, Instant::now());
+        let tracked =
+            w.counts.len() < MAX_TRACKED || w.counts.contains_key(&(kind, caller.to_owned()));
+        let who = if tracked {
+            caller.to_owned()
         } else {
-            tracing::warn!(target: AUDIT_TARGET, event = "security", kind, caller = identity, reason = %e.reason, detail = e.detail.as_deref().unwrap_or(&e.message), "security event");
+            "(other callers)".to_owned()
+        };
+        let n = w.counts.entry((kind, who)).or_insert(0);
+        *n += 1;
+        if *n == 1 && tracked {
+            tracing::warn!(target: AUDIT_TARGET, event = "security", kind, caller, reason = %e.reason, detail, "security event (more of this kind from this caller are summed up for {} s)", self.interval.as_secs_f64());
         }
+    }
+
+    /// Writes the summaries of an interval that is over.
+    pub fn flush_due(&self) {
+        let mut w = self.window.lock().unwrap_or_else(|p| p.into_inner());
+        self.flush_locked(&mut w, Instant::now());
+    }
+
+    fn flush_locked(&self, w: &mut Window, now: Instant) {
+        let elapsed = now.duration_since(w.started);
+        if elapsed < self.interval {
+            return;
+        }
+        for ((kind, caller), count) in w.counts.drain() {
+            if count > 1 {
+                tracing::warn!(target: AUDIT_TARGET, event = "security", kind, caller = %caller, count, "{count} {} from caller {caller} in the last {:.0} s", noun(kind), elapsed.as_secs_f64());
+            }
+        }
+        w.started = now;
+    }
+}
+
+fn noun(kind: &str) -> &'static str {
+    match kind {
+        "tampered_input" => "tampered inputs",
+        "unknown_key_id" => "inputs for keys that are not configured",
+        "denied_caller" => "denied calls",
+        "too_many_failures" => "calls refused for too many failures",
+        _ => "security events",
     }
 }
 

@@ -37,12 +37,16 @@ pub enum Reason {
     PermissionDenied,
     UpstreamUnavailable,
     Overloaded,
+    /// The caller failed authentication (of its credentials or of its
+    /// messages) too often recently; refused before any work until its budget
+    /// refills.
+    TooManyFailures,
     NotReady,
     Internal,
 }
 
 impl Reason {
-    pub const ALL: [Reason; 23] = [
+    pub const ALL: [Reason; 24] = [
         Reason::NoDataSupplied,
         Reason::MalformedRequest,
         Reason::MaximumDataSizeExceeded,
@@ -64,6 +68,7 @@ impl Reason {
         Reason::PermissionDenied,
         Reason::UpstreamUnavailable,
         Reason::Overloaded,
+        Reason::TooManyFailures,
         Reason::NotReady,
         Reason::Internal,
     ];
@@ -91,6 +96,7 @@ impl Reason {
             Reason::PermissionDenied => "PERMISSION_DENIED",
             Reason::UpstreamUnavailable => "UPSTREAM_UNAVAILABLE",
             Reason::Overloaded => "OVERLOADED",
+            Reason::TooManyFailures => "TOO_MANY_FAILURES",
             Reason::NotReady => "NOT_READY",
             Reason::Internal => "INTERNAL",
         }
@@ -100,7 +106,10 @@ impl Reason {
     pub fn retryable(self) -> bool {
         matches!(
             self,
-            Reason::UpstreamUnavailable | Reason::Overloaded | Reason::NotReady
+            Reason::UpstreamUnavailable
+                | Reason::Overloaded
+                | Reason::TooManyFailures
+                | Reason::NotReady
         )
     }
 }
@@ -302,11 +311,12 @@ mod tests {
                 | Reason::PermissionDenied
                 | Reason::UpstreamUnavailable
                 | Reason::Overloaded
+                | Reason::TooManyFailures
                 | Reason::NotReady
                 | Reason::Internal => 1,
             }
         };
-        const VARIANTS: usize = 23;
+        const VARIANTS: usize = 24;
         assert_eq!(
             Reason::ALL.iter().map(|r| listed(*r)).sum::<usize>(),
             VARIANTS

@@ -37,8 +37,8 @@ use std::time::Instant;
 
 use futures_util::future::join_all;
 
-pub use cpu::{CpuPool, PoolGone};
-pub use desk::{DeskOptions, Door};
+pub use cpu::{CpuPool, JobOwner, PoolGone, Standing};
+pub use desk::{DeskOptions, Door, Method, Slot};
 pub use error::{BrokerError, Reason};
 pub use materials_cache::MaterialsCache;
 pub use request::{
@@ -79,7 +79,7 @@ impl Broker {
             clock,
             metrics,
             cpu,
-            security: SecurityEvents::default(),
+            security: SecurityEvents::new(DeskOptions::default().security_log_interval),
             desk: Desk::new(&DeskOptions::default()),
             materials_cache: None,
         }
@@ -88,7 +88,14 @@ impl Broker {
     /// The front desk's admission limit and credential policy, for every door.
     pub fn with_desk(mut self, options: &DeskOptions) -> Self {
         self.desk = Desk::new(options);
+        self.security = SecurityEvents::new(options.security_log_interval);
         self
+    }
+
+    /// Writes the security-event summaries whose interval is over (the
+    /// server calls it every second; events also trigger it).
+    pub fn flush_security_events(&self) {
+        self.security.flush_due();
     }
 
     /// Reuses encryption materials for consumers with AWS-backed keys, within
@@ -121,14 +128,35 @@ impl Broker {
         caller: &Caller,
         request: ReencryptRequest,
     ) -> Result<ReencryptResponse, BrokerError> {
+        self.reencrypt_for(&JobOwner::anonymous(), caller, request)
+            .await
+    }
+
+    /// [`Broker::reencrypt`] with its CPU work queued for `owner`.
+    async fn reencrypt_for(
+        &self,
+        owner: &JobOwner,
+        caller: &Caller,
+        request: ReencryptRequest,
+    ) -> Result<ReencryptResponse, BrokerError> {
         let registry = self.snapshot()?;
-        self.reencrypt_on(&registry, caller, request).await
+        self.reencrypt_on(&registry, owner, caller, request).await
     }
 
     /// Re-encrypts a batch; each item succeeds or fails on its own. Items that
     /// could not even be decoded arrive as errors and stay in place.
     pub async fn reencrypt_batch(
         &self,
+        caller: &Caller,
+        items: Vec<Result<ReencryptRequest, BrokerError>>,
+    ) -> Result<Vec<Result<ReencryptResponse, BrokerError>>, BrokerError> {
+        self.reencrypt_batch_for(&JobOwner::anonymous(), caller, items)
+            .await
+    }
+
+    async fn reencrypt_batch_for(
+        &self,
+        owner: &JobOwner,
         caller: &Caller,
         items: Vec<Result<ReencryptRequest, BrokerError>>,
     ) -> Result<Vec<Result<ReencryptResponse, BrokerError>>, BrokerError> {
@@ -153,7 +181,7 @@ impl Broker {
         let registry = &registry;
         Ok(join_all(items.into_iter().map(|item| async move {
             match item {
-                Ok(request) => self.reencrypt_on(registry, caller, request).await,
+                Ok(request) => self.reencrypt_on(registry, owner, caller, request).await,
                 Err(e) => Err(e),
             }
         }))
@@ -170,15 +198,17 @@ impl Broker {
     async fn reencrypt_on(
         &self,
         registry: &Arc<Registry>,
+        owner: &JobOwner,
         caller: &Caller,
         request: ReencryptRequest,
     ) -> Result<ReencryptResponse, BrokerError> {
         let started = Instant::now();
         let mut audit = Audit::new(caller, &request);
-        let result = self.run(registry, caller, request, &mut audit).await;
+        let result = self.run(registry, owner, caller, request, &mut audit).await;
         audit.finish(&result, started.elapsed());
         if let Err(e) = &result {
-            self.security.note(&self.metrics, &audit.caller, e);
+            self.security
+                .note(&self.metrics, &desk::who_for_log(caller, &audit.caller), e);
         }
         result
     }
@@ -187,6 +217,7 @@ impl Broker {
     async fn run(
         &self,
         registry: &Arc<Registry>,
+        owner: &JobOwner,
         caller: &Caller,
         request: ReencryptRequest,
         audit: &mut Audit,
@@ -205,7 +236,11 @@ impl Broker {
         audit.caller = who.name.clone();
         let consumers =
             targets::resolve_targets(registry, &who.grants, &who.name, &wanted, route.as_deref())?;
-        let bytes = request::decode_input(ciphertext, registry.limits.max_ciphertext_bytes)?;
+        let bytes = request::decode_input(
+            ciphertext,
+            registry.limits.max_ciphertext_bytes,
+            registry.limits.allow_base64_in_ciphertext,
+        )?;
         let now = self.clock.now();
 
         // Consumers with local keys only are sealed in the same CPU task that
@@ -230,7 +265,7 @@ impl Broker {
             plaintext,
             sealed: first,
             chunks,
-        } = self.open(job, bytes, audit).await?;
+        } = self.open(owner, job, bytes, audit).await?;
         audit.source_key = Some(inputs.source_key_id.clone());
 
         let rest = self
@@ -253,11 +288,12 @@ impl Broker {
     /// call on the reactor and the rest back on the pool, until it is open.
     async fn open(
         &self,
+        owner: &JobOwner,
         job: OpenJob,
         bytes: Vec<u8>,
         audit: &mut Audit,
     ) -> Result<Opened, BrokerError> {
-        let started = self.cpu.run(move || job.start(bytes)).await?;
+        let started = self.cpu.run_for(owner, move || job.start(bytes)).await?;
         audit.message_id = started.message_id;
         audit.suite = started.suite;
         let mut stage = started.stage;
@@ -266,11 +302,14 @@ impl Broker {
                 Stage::Opened(opened) => return Ok(opened),
                 Stage::NeedRemote(mut pending) => match pending.resolve_remote().await {
                     Ok(resolved) => {
-                        stage = self.cpu.run(move || pending.resume(resolved)).await?;
+                        stage = self
+                            .cpu
+                            .run_for(owner, move || pending.resume(resolved))
+                            .await?;
                     }
                     Err(e) => {
                         pending.failed(e);
-                        stage = self.cpu.run(move || pending.advance()).await?;
+                        stage = self.cpu.run_for(owner, move || pending.advance()).await?;
                     }
                 },
             }

@@ -17,7 +17,7 @@ use crate::esdk::{
     self, AlgorithmSuite, DataKey, EncryptionContext, Identity, KeyringContext, Message, Plaintext,
 };
 use crate::keys::remote::Unwrapped;
-use crate::registry::{Candidate, Consumer, Registry, SourceMaterial};
+use crate::registry::{Candidate, Consumer, Registry, SourceKind, SourceMaterial};
 use crate::telemetry::{Metrics, SourceLabels};
 
 pub(super) fn source_use(metrics: &Metrics, source: &str, outcome: &str) {
@@ -76,6 +76,22 @@ pub(super) struct Pending {
     candidates: Vec<Candidate>,
     next: usize,
     last: Option<BrokerError>,
+    /// Unwrap attempts made so far, per source key (and, for discovery
+    /// rules, per key name).
+    attempts: Vec<(AttemptKey, usize)>,
+    /// Private-key (RSA) unwrap attempts made so far.
+    private_attempts: usize,
+    /// Candidates passed over for the attempt limits.
+    skipped: usize,
+}
+
+/// A source key, and for discovery rules the key name: what one unwrap
+/// attempt per message is counted by.
+type AttemptKey = (String, Option<Vec<u8>>);
+
+/// Whether unwrapping with this source costs a private-key operation here.
+fn is_private_key(kind: SourceKind) -> bool {
+    matches!(kind, SourceKind::RawRsa | SourceKind::SsmDiscovery)
 }
 
 impl OpenJob {
@@ -147,6 +163,9 @@ impl OpenJob {
             candidates: active,
             next: 0,
             last: None,
+            attempts: Vec::new(),
+            private_attempts: 0,
+            skipped: 0,
         })
         .advance()
     }
@@ -187,6 +206,12 @@ impl Pending {
                 self.next += 1;
                 continue;
             }
+            if !self.take_attempt(&cand) {
+                source_use(&metrics, &source.id, "attempt_limit");
+                self.skipped += 1;
+                self.next += 1;
+                continue;
+            }
             let SourceMaterial::Local(keyring) = &source.material else {
                 return Ok(Stage::NeedRemote(self));
             };
@@ -195,10 +220,64 @@ impl Pending {
                 Err(e) => self.failed(e),
             }
         }
-        Err(self
+        let skipped = self.skipped;
+        let limits = &self.job.registry.limits;
+        let (per_key, private) = (
+            limits.max_unwrap_attempts_per_key,
+            limits.max_private_key_attempts,
+        );
+        let err = self
             .last
             .take()
-            .unwrap_or_else(|| BrokerError::internal("no candidate tried")))
+            .unwrap_or_else(|| BrokerError::internal("no candidate tried"));
+        if skipped == 0 {
+            return Err(err);
+        }
+        let note = format!(
+            "{skipped} more encrypted data key(s) not tried (limits.max_unwrap_attempts_per_key {per_key}, limits.max_private_key_attempts {private})"
+        );
+        let detail = match &err.detail {
+            Some(d) => format!("{d}; {note}"),
+            None => note,
+        };
+        Err(err.with_detail(detail))
+    }
+
+    /// Counts an unwrap attempt with this candidate, or says it is over the
+    /// limits: one per source key (and key name, for discovery rules) and a
+    /// few private-key operations per message, so a message that names one
+    /// key many times costs no more than a legitimate one.
+    fn take_attempt(&mut self, cand: &Candidate) -> bool {
+        let limits = &self.job.registry.limits;
+        let source = &cand.source;
+        let private = is_private_key(source.kind);
+        if private && self.private_attempts >= limits.max_private_key_attempts {
+            return false;
+        }
+        let name = source.key_name.is_none().then(|| {
+            self.message.header.encrypted_data_keys[cand.edk_index]
+                .provider_info
+                .clone()
+        });
+        let key = (source.id.clone(), name);
+        let count = match self.attempts.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, n)) => n,
+            None => {
+                self.attempts.push((key, 0));
+                match self.attempts.last_mut() {
+                    Some((_, n)) => n,
+                    None => return false,
+                }
+            }
+        };
+        if *count >= limits.max_unwrap_attempts_per_key {
+            return false;
+        }
+        *count += 1;
+        if private {
+            self.private_attempts += 1;
+        }
+        true
     }
 
     /// Unwraps the candidate's EDK with a local identity (configured, or

@@ -67,6 +67,9 @@ pub struct Caller {
     /// Identity from a verified client certificate (mTLS).
     pub identity: Option<String>,
     pub peer: Option<String>,
+    /// The connection the call came on (unique in the process), which keys
+    /// fair sharing for callers the broker knows no name for.
+    pub connection: Option<u64>,
     /// A bearer token or Basic credentials the request carried.
     pub credential: Option<Credential>,
     /// Whether the connection is encrypted (TLS), or the door itself is not
@@ -82,6 +85,7 @@ impl std::fmt::Debug for Caller {
         f.debug_struct("Caller")
             .field("identity", &self.identity)
             .field("peer", &self.peer)
+            .field("connection", &self.connection)
             .field(
                 "credential",
                 &self.credential.as_ref().map(Credential::kind),
@@ -212,8 +216,16 @@ pub struct ReencryptResponse {
     pub results: Vec<ConsumerOutcome>,
 }
 
-/// Raw bytes, or base64 text (either field), bounded before and after decoding.
-pub(super) fn decode_input(input: CiphertextInput, max: usize) -> Result<Vec<u8>, BrokerError> {
+/// The raw field holds a binary ESDK message (it starts with its version
+/// byte, 0x01 or 0x02, which no base64 alphabet contains); the base64 field
+/// holds text. Base64 text in the raw field is refused (an input that could be
+/// read two ways is a parser ambiguity) unless `limits.allow_base64_in_ciphertext`
+/// says otherwise. Bounded before and after decoding.
+pub(super) fn decode_input(
+    input: CiphertextInput,
+    max: usize,
+    allow_base64_in_raw: bool,
+) -> Result<Vec<u8>, BrokerError> {
     let too_big = |n: usize| {
         BrokerError::new(
             Reason::MaximumDataSizeExceeded,
@@ -221,21 +233,32 @@ pub(super) fn decode_input(input: CiphertextInput, max: usize) -> Result<Vec<u8>
         )
     };
     let bytes = match input {
-        CiphertextInput::Bytes(b) => {
-            if b.len() > max.saturating_mul(4) / 3 + 4 {
-                return Err(too_big(b.len()));
-            }
-            match crate::input::message_bytes(&b) {
-                Ok(std::borrow::Cow::Borrowed(_)) => b,
-                Ok(std::borrow::Cow::Owned(decoded)) => decoded,
-                Err(_) => {
-                    return Err(BrokerError::new(
+        CiphertextInput::Bytes(b) => match b.first() {
+            None | Some(0x01 | 0x02) => b,
+            Some(_) if allow_base64_in_raw => {
+                if b.len() > max.saturating_mul(4) / 3 + 4 {
+                    return Err(too_big(b.len()));
+                }
+                crate::input::decode_base64(&b).map_err(|_| {
+                    BrokerError::new(
                         Reason::MalformedCiphertext,
                         "the ciphertext is neither an ESDK message nor base64 text",
-                    ))
-                }
+                    )
+                })?
             }
-        }
+            Some(_) => {
+                let looks_like_text =
+                    crate::input::decode_base64(&b[..b.len().min(4096) / 4 * 4]).is_ok();
+                return Err(BrokerError::new(
+                    Reason::MalformedCiphertext,
+                    if looks_like_text {
+                        "`ciphertext` takes a binary ESDK message, and this looks like base64 text: send it in `ciphertext_base64`"
+                    } else {
+                        "`ciphertext` is not an ESDK message (it does not start with a message version byte); base64 text goes in `ciphertext_base64`"
+                    },
+                ));
+            }
+        },
         CiphertextInput::Base64(text) => {
             if text.len() / 4 * 3 > max + 3 {
                 return Err(too_big(text.len() / 4 * 3));
@@ -326,6 +349,31 @@ mod tests {
             ..Caller::default()
         };
         assert!(!format!("{caller:?}").contains("topsecret"));
+    }
+
+    #[test]
+    fn the_raw_field_takes_binary_messages_and_base64_only_when_allowed() {
+        let raw = vec![0x02, 0x05, 0x78];
+        assert_eq!(
+            decode_input(CiphertextInput::Bytes(raw.clone()), 100, false).unwrap(),
+            raw
+        );
+        let text = b"AgV4".to_vec();
+        let e = decode_input(CiphertextInput::Bytes(text.clone()), 100, false).unwrap_err();
+        assert_eq!(e.reason, Reason::MalformedCiphertext);
+        assert!(e.message.contains("ciphertext_base64"), "{}", e.message);
+        let e = decode_input(CiphertextInput::Bytes(b"*junk*".to_vec()), 100, false).unwrap_err();
+        assert_eq!(e.reason, Reason::MalformedCiphertext);
+        assert_eq!(
+            decode_input(CiphertextInput::Bytes(text), 100, true).unwrap(),
+            raw
+        );
+        assert_eq!(
+            decode_input(CiphertextInput::Base64("AgV4".into()), 100, false).unwrap(),
+            raw
+        );
+        let e = decode_input(CiphertextInput::Bytes(Vec::new()), 100, false).unwrap_err();
+        assert_eq!(e.reason, Reason::NoDataSupplied);
     }
 
     #[test]

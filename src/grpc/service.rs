@@ -6,7 +6,10 @@ use tonic::{Request, Response, Status};
 
 use super::proto::{self, reencrypt_request::Input, reencrypt_service_server::ReencryptService};
 use super::status::{code, to_status};
-use crate::broker::{self, Broker, BrokerError, Caller, CiphertextInput, Credential, Door, Reason};
+use crate::broker::{
+    self, Broker, BrokerError, Caller, CiphertextInput, Credential, Door, Method, Reason, Slot,
+};
+use crate::esdk::EncryptionContext;
 use crate::transport::ConnInfo;
 
 pub struct Service {
@@ -19,26 +22,21 @@ impl Service {
     }
 }
 
-/// The caller: the connection's certificate identity, and a bearer token or
-/// Basic credentials from the `authorization` metadata.
+/// The caller the front layer established (or, for a request that did not
+/// come through it, from the request itself).
 fn caller_of<T>(request: &Request<T>) -> Result<Caller, BrokerError> {
-    let info = request.extensions().get::<ConnInfo>();
-    let credential = match request.metadata().get("authorization") {
-        Some(v) => Credential::from_authorization(v.to_str().map_err(|_| {
-            BrokerError::new(
-                Reason::Unauthenticated,
-                "the authorization metadata is not ASCII",
-            )
-        })?)?,
-        None => None,
-    };
-    Ok(Caller {
-        identity: info.and_then(|i| i.identity.clone()),
-        peer: info.and_then(|i| i.remote).map(|a| a.to_string()),
-        credential,
-        secure: info.is_some_and(|i| i.tls),
-        acting_as: None,
-    })
+    if let Some(c) = request.extensions().get::<Caller>() {
+        return Ok(c.clone());
+    }
+    super::limit::caller_of(
+        &request.metadata().clone().into_headers(),
+        request.extensions().get::<ConnInfo>(),
+    )
+}
+
+/// The front desk's slot, admitted before the body was read.
+fn slot_of<T>(request: &Request<T>) -> Option<Slot> {
+    request.extensions().get::<Slot>().cloned()
 }
 
 /// The caller's request id (field, else `x-request-id` header), or a new one.
@@ -123,10 +121,22 @@ impl ReencryptService for Service {
         let rid = request_id(&request.get_ref().request_id, request.metadata())
             .map_err(|e| to_status(&e, ""))?;
         let caller = caller_of(&request).map_err(|e| to_status(&e, &rid))?;
+        let slot = match slot_of(&request) {
+            Some(s) => s,
+            None => self
+                .broker
+                .admit(Door::Grpc, Method::Reencrypt, &caller)
+                .await
+                .map_err(|e| to_status(&e, &rid))?,
+        };
         let route = request.get_ref().route.clone();
         let decoded = decode(request.into_inner(), rid.clone());
         let route = (!route.is_empty()).then_some(route.as_str());
-        match self.broker.call(Door::Grpc, &caller, route, decoded).await {
+        match self
+            .broker
+            .call_admitted(&slot, &caller, route, decoded)
+            .await
+        {
             Ok(resp) => Ok(Response::new(encode(resp))),
             Err(e) => Err(to_status(&e, &rid)),
         }
@@ -138,6 +148,14 @@ impl ReencryptService for Service {
     ) -> Result<Response<proto::ReencryptBatchResponse>, Status> {
         let rid = request_id("", request.metadata()).map_err(|e| to_status(&e, ""))?;
         let caller = caller_of(&request).map_err(|e| to_status(&e, &rid))?;
+        let slot = match slot_of(&request) {
+            Some(s) => s,
+            None => self
+                .broker
+                .admit(Door::Grpc, Method::ReencryptBatch, &caller)
+                .await
+                .map_err(|e| to_status(&e, &rid))?,
+        };
         let items: Vec<_> = request
             .into_inner()
             .items
@@ -149,7 +167,7 @@ impl ReencryptService for Service {
             .collect();
         let results = self
             .broker
-            .call_batch(Door::Grpc, &caller, &rid, items)
+            .call_batch_admitted(&slot, &caller, &rid, items)
             .await
             .map_err(|e| to_status(&e, &rid))?
             .into_iter()

@@ -147,13 +147,43 @@ impl HttpDoor {
         check_content_type(&req).map_err(|e| {
             Refusal::new(e, Some(&early)).with_status(StatusCode::UNSUPPORTED_MEDIA_TYPE)
         })?;
-        let body = self.body(req).await.map_err(|r| Refusal {
-            request_id: early.clone(),
-            ..r
+        // Admitted from the headers, before a byte of the body is read.
+        let method = if batch {
+            broker::Method::ReencryptBatch
+        } else {
+            broker::Method::Reencrypt
+        };
+        let slot = self
+            .broker
+            .admit(Door::Http, method, &caller)
+            .await
+            .map_err(early_id)?;
+        let unhandled = |r: Refusal| {
+            self.broker.record_unhandled(&slot, r.err.reason);
+            r
+        };
+        // Room for the body before it is read: its declared length, or the
+        // most this door accepts.
+        let declared = req
+            .headers()
+            .get(CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<usize>().ok())
+            .filter(|n| *n <= self.max_body_bytes)
+            .unwrap_or(self.max_body_bytes);
+        self.broker
+            .reserve_body(&slot, declared)
+            .map_err(early_id)?;
+        let body = self.body(req).await.map_err(|r| {
+            unhandled(Refusal {
+                request_id: early.clone(),
+                ..r
+            })
         })?;
         if batch {
             let parsed: json::ReencryptBatchRequest =
-                json::from_body(&body, "ReencryptBatchRequest").map_err(early_id)?;
+                json::from_body(&body, "ReencryptBatchRequest")
+                    .map_err(|e| unhandled(early_id(e)))?;
             let rid = early.clone();
             let items = parsed
                 .items
@@ -166,7 +196,7 @@ impl HttpDoor {
                 .collect();
             let results = self
                 .broker
-                .call_batch(Door::Http, &caller, &rid, items)
+                .call_batch_admitted(&slot, &caller, &rid, items)
                 .await
                 .map_err(|e| Refusal::new(e, Some(&rid)))?;
             Ok(ok_json(
@@ -175,14 +205,14 @@ impl HttpDoor {
             ))
         } else {
             let parsed: json::ReencryptRequest =
-                json::from_body(&body, "ReencryptRequest").map_err(early_id)?;
+                json::from_body(&body, "ReencryptRequest").map_err(|e| unhandled(early_id(e)))?;
             let rid = broker::request_id(&[Some(&parsed.request_id), Some(&early)])
-                .map_err(|e| Refusal::new(e, None))?;
+                .map_err(|e| unhandled(Refusal::new(e, None)))?;
             let route = (!parsed.route.is_empty()).then(|| parsed.route.clone());
             let request = parsed.into_broker(rid.clone());
             let resp = self
                 .broker
-                .call(Door::Http, &caller, route.as_deref(), request)
+                .call_admitted(&slot, &caller, route.as_deref(), request)
                 .await
                 .map_err(|e| Refusal::new(e, Some(&rid)))?;
             Ok(ok_json(&json::ReencryptResponse::from(resp), &rid))
@@ -252,6 +282,7 @@ fn caller_of(req: &Request<Incoming>, conn: &ConnInfo) -> Result<Caller, BrokerE
     Ok(Caller {
         identity: conn.identity.clone(),
         peer: conn.remote.map(|a| a.to_string()),
+        connection: Some(conn.id).filter(|id| *id != 0),
         credential,
         secure: conn.tls,
         acting_as: None,

@@ -547,6 +547,8 @@ impl Builder<'_> {
             ("max_frames", l.max_frames),
             ("max_consumers_per_call", l.max_consumers_per_call),
             ("max_batch_items", l.max_batch_items),
+            ("max_unwrap_attempts_per_key", l.max_unwrap_attempts_per_key),
+            ("max_private_key_attempts", l.max_private_key_attempts),
         ] {
             if value == 0 {
                 self.problem("limits", name, "must be greater than 0");
@@ -556,6 +558,9 @@ impl Builder<'_> {
             max_ciphertext_bytes: l.max_ciphertext_bytes,
             max_consumers_per_call: l.max_consumers_per_call,
             max_batch_items: l.max_batch_items,
+            max_unwrap_attempts_per_key: l.max_unwrap_attempts_per_key,
+            max_private_key_attempts: l.max_private_key_attempts,
+            allow_base64_in_ciphertext: l.allow_base64_in_ciphertext,
             message: esdk::Limits {
                 max_encrypted_data_keys: l.max_encrypted_data_keys,
                 max_header_bytes: l.max_header_bytes,

@@ -91,6 +91,12 @@ pub struct BrokerLimits {
     pub max_ciphertext_bytes: usize,
     pub max_consumers_per_call: usize,
     pub max_batch_items: usize,
+    /// Unwrap attempts per source key per message.
+    pub max_unwrap_attempts_per_key: usize,
+    /// Private-key (RSA) unwrap attempts per message.
+    pub max_private_key_attempts: usize,
+    /// Base64 text accepted in the raw `ciphertext` field.
+    pub allow_base64_in_ciphertext: bool,
     /// Message-format limits applied to every input.
     pub message: esdk::Limits,
 }

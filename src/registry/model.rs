@@ -93,6 +93,127 @@ pub struct ServerSpec {
     pub shutdown_grace: Duration,
     /// Log format: `json` (default) or `text`.
     pub log_format: String,
+    /// Connections on each listener: how many, from where, for how long.
+    pub connections: ConnectionsSpec,
+    /// HTTP/2 limits of every listener that speaks it.
+    pub http2: Http2Spec,
+    /// Requests accepted from a connection but not yet admitted (or refused)
+    /// by the front desk, over every door; beyond it they are shed at once.
+    pub max_pending_requests: usize,
+    /// Bytes of request bodies the server receives or holds at once, over
+    /// every request (each reserves its declared length before its body is
+    /// read, within its caller's share); beyond it calls are shed.
+    pub max_request_body_memory: usize,
+    /// Authentication failures (credentials, or messages that do not
+    /// authenticate) one caller may have before it is refused early.
+    pub failure_budget: FailureBudgetSpec,
+    /// How often the allocator's free memory is checked and, past 4 MiB,
+    /// given back to the system (glibc keeps what a burst freed); 0 turns it off.
+    #[serde(with = "humantime_serde")]
+    pub memory_release_interval: Duration,
+    /// Security events are logged as one line per kind and caller per interval
+    /// (the counters stay exact; every event is logged at debug level).
+    #[serde(with = "humantime_serde")]
+    pub security_log_interval: Duration,
+}
+
+/// Connection limits and deadlines, applied by every listener on its own.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConnectionsSpec {
+    /// Connections one listener holds at once; a connection over it is closed
+    /// as soon as it is accepted.
+    pub max_total: usize,
+    /// Connections from one client address on one listener.
+    pub max_per_address: usize,
+    /// From accept to the first request's headers: the TLS handshake, the
+    /// HTTP/2 preface and the first request must all arrive within it.
+    #[serde(with = "humantime_serde")]
+    pub handshake_timeout: Duration,
+    /// A connection with no request in progress for this long is closed
+    /// (HTTP/2: GOAWAY, then close). Headers that drip in count as idle.
+    #[serde(with = "humantime_serde")]
+    pub idle_timeout: Duration,
+}
+
+impl Default for ConnectionsSpec {
+    fn default() -> Self {
+        ConnectionsSpec {
+            max_total: 1024,
+            max_per_address: 256,
+            handshake_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+/// HTTP/2 limits (per connection).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Http2Spec {
+    /// Streams open at once (SETTINGS_MAX_CONCURRENT_STREAMS).
+    pub max_concurrent_streams: u32,
+    /// The largest header list a request may have, in bytes (also the
+    /// HTTP/1.1 header limit of the HTTP/JSON door).
+    pub max_header_list_bytes: u32,
+    /// Bytes of a request body one stream may send before the server reads
+    /// them (the stream's flow-control window).
+    pub stream_window_bytes: u32,
+    /// Bytes all streams of a connection may send before the server reads them.
+    pub connection_window_bytes: u32,
+    /// Streams the client may reset per second; past it the connection is closed.
+    pub max_resets_per_second: u32,
+    /// Streams reset by the client before the server took them up, at once;
+    /// past it: GOAWAY ENHANCE_YOUR_CALM.
+    pub max_pending_accept_reset_streams: usize,
+    /// Streams the server had to reset for the client's protocol errors;
+    /// past it: GOAWAY ENHANCE_YOUR_CALM.
+    pub max_local_error_reset_streams: usize,
+    /// Control frames (SETTINGS, PING, PRIORITY, WINDOW_UPDATE, RST_STREAM)
+    /// and empty DATA or CONTINUATION frames the client may send per second;
+    /// past it the connection is closed.
+    pub max_control_frames_per_second: u32,
+    /// PING interval on quiet connections, and how long a PING may stay unanswered.
+    #[serde(with = "humantime_serde")]
+    pub keepalive_interval: Duration,
+    #[serde(with = "humantime_serde")]
+    pub keepalive_timeout: Duration,
+}
+
+impl Default for Http2Spec {
+    fn default() -> Self {
+        Http2Spec {
+            max_concurrent_streams: 128,
+            max_header_list_bytes: 16 * 1024,
+            stream_window_bytes: 64 * 1024,
+            connection_window_bytes: 256 * 1024,
+            max_resets_per_second: 200,
+            max_pending_accept_reset_streams: 20,
+            max_local_error_reset_streams: 64,
+            max_control_frames_per_second: 1000,
+            keepalive_interval: Duration::from_secs(30),
+            keepalive_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// How many authentication failures a caller may have: `burst` at once,
+/// refilled evenly over `window` (the default: 10 per 10 s).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FailureBudgetSpec {
+    pub burst: u32,
+    #[serde(with = "humantime_serde")]
+    pub window: Duration,
+}
+
+impl Default for FailureBudgetSpec {
+    fn default() -> Self {
+        FailureBudgetSpec {
+            burst: 10,
+            window: Duration::from_secs(10),
+        }
+    }
 }
 
 impl ServerSpec {
@@ -131,6 +252,13 @@ impl Default for ServerSpec {
             reload_interval: Duration::from_secs(2),
             shutdown_grace: Duration::from_secs(20),
             log_format: "json".into(),
+            connections: ConnectionsSpec::default(),
+            http2: Http2Spec::default(),
+            max_pending_requests: 1024,
+            max_request_body_memory: 32 * 1024 * 1024,
+            failure_budget: FailureBudgetSpec::default(),
+            security_log_interval: Duration::from_secs(10),
+            memory_release_interval: Duration::from_secs(2),
         }
     }
 }
@@ -265,6 +393,15 @@ pub struct LimitsSpec {
     pub max_frames: usize,
     pub max_consumers_per_call: usize,
     pub max_batch_items: usize,
+    /// Unwrap attempts per source key (provider id and key name) per message.
+    /// A legitimate message carries one EDK per key; more EDKs naming the
+    /// same key are not tried.
+    pub max_unwrap_attempts_per_key: usize,
+    /// Private-key (RSA) unwrap attempts per message, over every source key.
+    pub max_private_key_attempts: usize,
+    /// Accept base64 text in the raw `ciphertext` field (by default only a
+    /// binary ESDK message is; base64 text belongs in `ciphertext_base64`).
+    pub allow_base64_in_ciphertext: bool,
 }
 
 impl Default for LimitsSpec {
@@ -277,6 +414,9 @@ impl Default for LimitsSpec {
             max_frames: 4096,
             max_consumers_per_call: 64,
             max_batch_items: 100,
+            max_unwrap_attempts_per_key: 1,
+            max_private_key_attempts: 2,
+            allow_base64_in_ciphertext: false,
         }
     }
 }

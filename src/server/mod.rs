@@ -1,6 +1,9 @@
 //! The process's listeners, wired together: the gRPC door (with TLS/mTLS), a
-//! plaintext gRPC health port for probes, and an HTTP admin port for
-//! `/metrics`, `/healthz` and `/readyz`. Readiness is one flag for all of them.
+//! plaintext gRPC health port for probes, an HTTP admin port for `/metrics`,
+//! `/healthz` and `/readyz`, and the HTTP/JSON door. Readiness is one flag for
+//! all of them. Every listener accepts and serves through `transport`: the
+//! same connection limits, deadlines and HTTP/2 limits (`server.connections`,
+//! `server.http2`), each listener counted on its own.
 //!
 //! Shutdown (SIGTERM or the `shutdown` signal): health flips to NOT_SERVING,
 //! listeners stop accepting, in-flight requests drain for up to the grace
@@ -14,10 +17,10 @@ use std::time::Duration;
 use http_body_util::Full;
 use hyper::body::Bytes;
 use hyper::{Request, Response, StatusCode};
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
-use tonic::transport::Server;
+use tower::ServiceExt as _;
 
 use crate::broker::Broker;
 use crate::grpc::proto::reencrypt_service_server::ReencryptServiceServer;
@@ -25,7 +28,7 @@ use crate::grpc::proto::FILE_DESCRIPTOR_SET;
 use crate::grpc::service::Service;
 use crate::http::HttpDoor;
 use crate::registry::model::ServerSpec;
-use crate::transport::{self, Conn, TlsPolicy};
+use crate::transport::{self, Conn, ConnInfo, Listener, Protocols, TlsPolicy};
 
 /// The bound listeners.
 pub struct Listeners {
@@ -106,48 +109,93 @@ pub async fn serve(
         .build_v1alpha()
         .map_err(|e| ServeError::Reflection(e.to_string()))?;
 
+    // Security-event summaries go out when their interval ends, flood or not.
+    {
+        let broker = broker.clone();
+        let mut shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                tokio::select! {
+                    _ = shutdown.wait_for(|s| *s) => break,
+                    _ = tick.tick() => broker.flush_security_events(),
+                }
+            }
+            broker.flush_security_events();
+        });
+    }
+
+    let metrics = broker.metrics().clone();
+    let listener = |name: &'static str, http2: bool| {
+        Listener::new(
+            name,
+            spec.connections.clone(),
+            spec.http2.clone(),
+            http2,
+            metrics.clone(),
+        )
+    };
+
     let service = ReencryptServiceServer::new(Service::new(broker.clone()))
         .max_decoding_message_size(spec.max_request_bytes)
         .max_encoding_message_size(usize::MAX);
-
+    let routes = tonic::service::Routes::new(health_service.clone())
+        .add_service(reflection)
+        .add_service(reflection_alpha)
+        .add_service(service)
+        .prepare();
+    let front = crate::grpc::limit::FrontLayer {
+        broker: broker.clone(),
+        max_bytes: spec.max_request_bytes,
+        request_timeout: spec.request_timeout,
+    };
+    let grpc_service = tower::ServiceBuilder::new()
+        .layer(front)
+        .service(routes)
+        .map_request(|req: Request<hyper::body::Incoming>| req.map(tonic::body::Body::new));
+    let grpc_listener = listener("grpc", true);
     let incoming = transport::incoming(
         listeners.grpc,
         spec.tls.clone().map(|t| (t, TlsPolicy::grpc())),
         spec.reload_interval,
         shutdown.clone(),
+        grpc_listener.clone(),
     )?;
-    let grace = spec.shutdown_grace;
-    let drained = |mut rx: watch::Receiver<bool>| async move {
-        let _ = rx.wait_for(|s| *s).await;
-    };
+    let grpc = transport::serve(
+        incoming,
+        grpc_listener,
+        Protocols::Http2,
+        move |_| TowerToHyperService::new(grpc_service.clone()),
+        shutdown.clone(),
+    );
 
-    let grpc = Server::builder()
-        .layer(crate::grpc::limit::RequestSizeLimitLayer {
-            max_bytes: spec.max_request_bytes,
-        })
-        .timeout(spec.request_timeout)
-        .http2_keepalive_interval(Some(Duration::from_secs(30)))
-        .http2_keepalive_timeout(Some(Duration::from_secs(10)))
-        .add_service(health_service.clone())
-        .add_service(reflection)
-        .add_service(reflection_alpha)
-        .add_service(service)
-        .serve_with_incoming_shutdown(incoming, drained(shutdown.clone()));
-
-    let health = Server::builder()
-        .add_service(health_service)
-        .serve_with_incoming_shutdown(
-            tokio_stream::wrappers::TcpListenerStream::new(listeners.health),
-            drained(shutdown.clone()),
-        );
+    let health_routes = tonic::service::Routes::new(health_service)
+        .prepare()
+        .map_request(|req: Request<hyper::body::Incoming>| req.map(tonic::body::Body::new));
+    let health_listener = listener("health", true);
+    let health = transport::serve(
+        transport::incoming(
+            listeners.health,
+            None,
+            spec.reload_interval,
+            shutdown.clone(),
+            health_listener.clone(),
+        )?,
+        health_listener,
+        Protocols::Http2,
+        move |_| TowerToHyperService::new(health_routes.clone()),
+        shutdown.clone(),
+    );
 
     let http = match listeners.http {
-        Some(listener) => {
+        Some(listener_socket) => {
+            let http_listener = listener("http", true);
             let incoming = transport::incoming(
-                listener,
+                listener_socket,
                 spec.tls.clone().map(|t| (t, TlsPolicy::http())),
                 spec.reload_interval,
                 shutdown.clone(),
+                http_listener.clone(),
             )?;
             let door = HttpDoor::new(
                 broker.clone(),
@@ -157,6 +205,7 @@ pub async fn serve(
             );
             Some(http_server(
                 incoming,
+                http_listener,
                 door,
                 spec.request_timeout,
                 shutdown.clone(),
@@ -170,13 +219,25 @@ pub async fn serve(
         }
     };
 
-    let admin = admin_server(listeners.admin, broker.clone(), ready, shutdown.clone());
+    let admin_listener = listener("admin", false);
+    let admin = admin_server(
+        transport::incoming(
+            listeners.admin,
+            None,
+            spec.reload_interval,
+            shutdown.clone(),
+            admin_listener.clone(),
+        )?,
+        admin_listener,
+        broker.clone(),
+        ready,
+        shutdown.clone(),
+    );
 
+    let grace = spec.shutdown_grace;
     let mut shutdown_wait = shutdown.clone();
     let all = async {
-        let (g, h, _, _) = tokio::join!(grpc, health, admin, http);
-        g?;
-        h?;
+        tokio::join!(grpc, health, admin, http);
         Ok::<(), ServeError>(())
     };
     tokio::pin!(all);
@@ -196,31 +257,15 @@ pub async fn serve(
 /// request bounded by `request_timeout`; at shutdown, connections finish the
 /// requests they have and close.
 async fn http_server(
-    mut incoming: tokio_stream::wrappers::ReceiverStream<std::io::Result<Conn>>,
+    incoming: tokio_stream::wrappers::ReceiverStream<std::io::Result<Conn>>,
+    listener: Arc<Listener>,
     door: HttpDoor,
     request_timeout: Duration,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
 ) {
-    use tokio_stream::StreamExt as _;
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(Duration::from_secs(10));
-    builder.http2().max_concurrent_streams(100);
-    loop {
-        let conn = tokio::select! {
-            _ = shutdown.wait_for(|s| *s) => break,
-            c = incoming.next() => match c {
-                Some(Ok(c)) => c,
-                Some(Err(_)) => continue,
-                None => break,
-            },
-        };
-        let info = conn.info().clone();
-        let door = door.clone();
-        let svc = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
+    let make = move |info: &ConnInfo| {
+        let (door, info) = (door.clone(), info.clone());
+        hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
             let (door, info) = (door.clone(), info.clone());
             async move {
                 let answer = match tokio::time::timeout(request_timeout, door.handle(req, &info)).await {
@@ -233,45 +278,26 @@ async fn http_server(
                 };
                 Ok::<_, Infallible>(answer)
             }
-        });
-        let served = builder
-            .serve_connection(TokioIo::new(conn), svc)
-            .into_owned();
-        let served = graceful.watch(served);
-        tokio::spawn(async move {
-            let _ = served.await;
-        });
-    }
-    graceful.shutdown().await;
+        })
+    };
+    transport::serve(incoming, listener, Protocols::Both, make, shutdown).await;
 }
 
 async fn admin_server(
-    listener: TcpListener,
+    incoming: tokio_stream::wrappers::ReceiverStream<std::io::Result<Conn>>,
+    listener: Arc<Listener>,
     broker: Arc<Broker>,
     ready: Arc<AtomicBool>,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
 ) {
-    loop {
-        let (stream, _) = tokio::select! {
-            _ = shutdown.wait_for(|s| *s) => break,
-            a = listener.accept() => match a {
-                Ok(a) => a,
-                Err(_) => continue,
-            },
-        };
-        let broker = broker.clone();
-        let ready = ready.clone();
-        tokio::spawn(async move {
-            let svc = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
-                let broker = broker.clone();
-                let ready = ready.clone();
-                async move { Ok::<_, Infallible>(admin_route(&req, &broker, &ready)) }
-            });
-            let _ = hyper::server::conn::http1::Builder::new()
-                .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
-                .await;
-        });
-    }
+    let make = move |_: &ConnInfo| {
+        let (broker, ready) = (broker.clone(), ready.clone());
+        hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
+            let (broker, ready) = (broker.clone(), ready.clone());
+            async move { Ok::<_, Infallible>(admin_route(&req, &broker, &ready)) }
+        })
+    };
+    transport::serve(incoming, listener, Protocols::Http1, make, shutdown).await;
 }
 
 fn text(status: StatusCode, body: String, content_type: &str) -> Response<Full<Bytes>> {

@@ -36,7 +36,7 @@ pub fn code(reason: Reason) -> Code {
         Reason::Unauthenticated => Code::Unauthenticated,
         Reason::PermissionDenied => Code::PermissionDenied,
         Reason::UpstreamUnavailable | Reason::NotReady => Code::Unavailable,
-        Reason::Overloaded => Code::ResourceExhausted,
+        Reason::Overloaded | Reason::TooManyFailures => Code::ResourceExhausted,
         Reason::Internal => Code::Internal,
     }
 }

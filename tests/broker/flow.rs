@@ -93,20 +93,40 @@ async fn both_connect_keys_are_live_and_raw_bytes_work() {
             b"5500000000000004"
         );
     }
-    // Base64 text sent in the bytes field (a common client mistake) is accepted too.
+    // Base64 text sent in the bytes field (a common client mistake) is an
+    // input that could be read two ways: refused, pointing at the right field.
     let b64 = base64::engine::general_purpose::STANDARD.encode(connect_message(
         "connect-a",
         CONNECT_A,
         b"x",
     ));
-    let resp = client
-        .reencrypt(ReencryptRequest {
-            input: Some(Input::Ciphertext(b64.into_bytes())),
-            consumers: vec!["fraud".into()],
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    let b64_in_raw = || ReencryptRequest {
+        input: Some(Input::Ciphertext(b64.clone().into_bytes())),
+        consumers: vec!["fraud".into()],
+        ..Default::default()
+    };
+    let status = client.reencrypt(b64_in_raw()).await.unwrap_err();
+    assert_eq!(status.code(), tonic::Code::InvalidArgument);
+    assert_eq!(reason(&status), "MALFORMED_CIPHERTEXT");
+    assert!(
+        status.message().contains("ciphertext_base64"),
+        "{}",
+        status.message()
+    );
+    assert!(
+        !status.message().contains(&b64[..40]),
+        "the input is not echoed"
+    );
+    running.stop().await.unwrap();
+
+    // ... unless the documented option says otherwise.
+    let lenient = fx.write(
+        "lenient.yaml",
+        &standard_config("limits:\n  allow_base64_in_ciphertext: true\n"),
+    );
+    let running = start(&lenient, manual_clock("2026-01-01T00:00:00Z")).await;
+    let mut client = super::harness::client(&running).await;
+    let resp = client.reencrypt(b64_in_raw()).await.unwrap();
     assert!(resp.into_inner().results[0].error.is_none());
     running.stop().await.unwrap();
 }

@@ -397,13 +397,17 @@ async fn every_reason_reachable_over_http_has_its_status_and_body() {
         .collect();
     run_python_cases(Value::Array(cases), fx.dir.path());
     // Every reason except those that need AWS (tests/aws), a caller registry
-    // (tests/edge/http_auth.rs) or a broker with no registry (NOT_READY: the
+    // (tests/edge/http_auth.rs), overload or one connection's repeated failures
+    // (tests/edge/limits.rs), or a broker with no registry (NOT_READY: the
     // doors open only once a registry is loaded).
     let elsewhere = [
         "SOURCE_KEY_NOT_FOUND",
         "KEY_DISABLED",
         "UPSTREAM_UNAVAILABLE",
         "OVERLOADED",
+        // One connection's repeated failures (this runner opens one per call):
+        // tests/edge/limits.rs.
+        "TOO_MANY_FAILURES",
         "UNAUTHENTICATED",
         "PERMISSION_DENIED",
         "NOT_READY",

@@ -15,6 +15,7 @@ mod mtls;
 mod otlp;
 mod runtime_api;
 mod secrets;
+mod under_attack;
 
 /// GET from the admin port.
 pub async fn harness_http(port: u16, path: &str) -> String {

@@ -11,7 +11,10 @@
 //! * [`pacer`]: when the open loop's calls are due (uniform or Poisson) and a
 //!   timer precise enough to release them then.
 //! * [`procfs`]: CPU time and memory of a process or thread, from `/proc`.
+//! * [`attack`]: the floods of issue 22 and a legitimate client beside them,
+//!   for the attack tests (`tests/attack.rs`) and the soak (`scripts/soak.sh`).
 
+pub mod attack;
 pub mod floor;
 pub mod load;
 pub mod pacer;

@@ -43,6 +43,52 @@ enum Command {
     Load(Box<LoadArgs>),
     /// Measure how often this CPU is taken away (busy loop; gaps over 0.5 ms).
     Stalls(StallArgs),
+    /// Flood a running server (issue 22's attacks) with a legitimate caller
+    /// beside it; the "Under attack" table. `--rounds` makes it a soak.
+    Attack(AttackArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct AttackArgs {
+    /// gRPC address of the running server.
+    #[arg(long, default_value = "127.0.0.1:50151")]
+    target: String,
+    /// Its HTTP/JSON door, for the HTTP/1.1 slow-header variant.
+    #[arg(long)]
+    http: Option<String>,
+    /// Floods to run, in order (default: all).
+    #[arg(long, value_delimiter = ',')]
+    flood: Vec<reseal_bench::attack::Flood>,
+    /// How long each flood (and each unloaded measurement) runs.
+    #[arg(long, default_value = "20s", value_parser = humantime::parse_duration)]
+    duration: Duration,
+    /// Time the server gets after a flood before its RSS is read.
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    settle: Duration,
+    /// Repeat the floods this many times (a soak).
+    #[arg(long, default_value_t = 1)]
+    rounds: usize,
+    /// Route the legitimate caller (and the attacker) name.
+    #[arg(long, default_value = "fanout-1")]
+    route: String,
+    /// The source key's provider id and key name (public: in every ciphertext).
+    #[arg(long, default_value = "AmazonConnect")]
+    provider_id: String,
+    #[arg(long, default_value = reseal_bench::CONNECT_KEY_ID)]
+    key_name: String,
+    /// The source's public key (`reseal-bench setup` writes connect.pub.pem):
+    /// the legitimate caller's inputs, and the tampered flood's.
+    #[arg(long)]
+    connect_public_key: PathBuf,
+    /// The server's pid, for its RSS.
+    #[arg(long)]
+    server_pid: Option<u32>,
+    /// Attacking connections (default: each flood's own).
+    #[arg(long)]
+    connections: Option<usize>,
+    /// Write every row as JSON lines here.
+    #[arg(long)]
+    json: Option<PathBuf>,
 }
 
 #[derive(clap::Args, Debug)]
@@ -252,6 +298,7 @@ fn run(cmd: Command) -> CliResult {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::Attack(a) => attack(a),
         Command::Load(a) => {
             let input = match a.input.as_str() {
                 "connect" => load::InputKind::Connect {
@@ -315,4 +362,69 @@ fn run(cmd: Command) -> CliResult {
 /// The aws-lc-rs version this binary was built with (from Cargo.lock at build time).
 fn aws_lc_rs_version() -> &'static str {
     option_env!("RESEAL_AWS_LC_RS_VERSION").unwrap_or("unknown")
+}
+
+fn attack(a: AttackArgs) -> CliResult {
+    use reseal_bench::attack::{self, Campaign, Flood, Target};
+    let public = std::fs::read_to_string(&a.connect_public_key)?;
+    let sender = reseal::keys::RawRsaKeyring::from_public_pem(
+        &a.provider_id,
+        &a.key_name,
+        reseal::keys::RsaPadding::OaepSha512,
+        public.as_bytes(),
+    )?;
+    let legit = reseal::grpc::proto::ReencryptRequest {
+        input: Some(reseal::grpc::proto::reencrypt_request::Input::Ciphertext(
+            reseal_bench::connect_message(&sender, b"4111111111111111")?,
+        )),
+        route: a.route.clone(),
+        ..Default::default()
+    };
+    let campaign = Campaign {
+        target: Target {
+            grpc: a.target.parse()?,
+            http: a.http.as_deref().map(str::parse).transpose()?,
+            route: a.route,
+            provider_id: a.provider_id,
+            key_name: a.key_name,
+            public_key_pem: Some(public),
+        },
+        legit,
+        floods: if a.flood.is_empty() {
+            Flood::ALL.to_vec()
+        } else {
+            a.flood
+        },
+        duration: a.duration,
+        settle: a.settle,
+        server_pid: a.server_pid,
+        connections: a.connections,
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let mut out = match &a.json {
+        Some(p) => Some(std::fs::File::create(p)?),
+        None => None,
+    };
+    println!("{}", attack::MARKDOWN_HEADER);
+    let mut failed = 0;
+    for round in 0..a.rounds.max(1) {
+        let rows = rt
+            .block_on(campaign.run(|row| {
+                println!("{}", attack::markdown_row(row));
+                if let Some(f) = out.as_mut() {
+                    use std::io::Write as _;
+                    let _ = writeln!(f, "{}", serde_json::json!({"round": round, "row": row}));
+                }
+            }))
+            .map_err(|e| e.to_string())?;
+        failed += rows.iter().map(|r| r.during.failures).sum::<u64>();
+    }
+    if failed > 0 {
+        eprintln!("{failed} legitimate calls failed");
+        return Ok(ExitCode::FAILURE);
+    }
+    Ok(ExitCode::SUCCESS)
 }
