@@ -312,6 +312,10 @@ pub async fn start(source: ConfigSource, options: StartOptions) -> Result<Runnin
         file,
     } = build(source, &options).await?;
     let server: ServerSpec = file.server;
+    let problems = server.problems();
+    if !problems.is_empty() {
+        return Err(StartError::Config(problems.join("\n")));
+    }
     start_memory_release(server.memory_release_interval);
     let (shutdown, shutdown_rx) = watch::channel(false);
     registry.spawn_watcher(server.reload_interval, shutdown_rx.clone());

@@ -737,6 +737,43 @@ pub(super) fn who_for_log(caller: &Caller, name: &str) -> String {
 mod tests {
     use super::*;
 
+    /// `server.max_pending_requests`: with every pending place taken, a call
+    /// is shed at once (OVERLOADED, counted) before anything else is looked
+    /// at; with one free it gets past (here to NOT_READY: no registry).
+    #[tokio::test]
+    async fn calls_over_the_pending_limit_are_shed_at_once() {
+        let metrics = Arc::new(Metrics::new());
+        let registry = Arc::new(crate::registry::RegistryHandle::new(
+            crate::registry::ConfigSource::File("/nonexistent/reseal.yaml".into()),
+            Default::default(),
+            Arc::new(crate::clock::SystemClock),
+            metrics.clone(),
+        ));
+        let broker = Broker::new(
+            registry,
+            Arc::new(crate::clock::SystemClock),
+            metrics.clone(),
+            crate::broker::CpuPool::new(1),
+        )
+        .with_desk(&DeskOptions {
+            max_pending_requests: 2,
+            ..DeskOptions::default()
+        });
+        let caller = Caller::default();
+        let admit = || broker.admit(Door::Grpc, Method::Reencrypt, &caller);
+        let e = admit().await.err().map(|e| e.reason);
+        assert_eq!(e, Some(Reason::NotReady));
+        let held: Vec<_> = (0..2)
+            .map(|_| broker.desk.pending.clone().try_acquire_owned().unwrap())
+            .collect();
+        let e = admit().await.err().map(|e| e.reason);
+        assert_eq!(e, Some(Reason::Overloaded));
+        assert_eq!(metrics.shed.get(), 1);
+        drop(held);
+        let e = admit().await.err().map(|e| e.reason);
+        assert_eq!(e, Some(Reason::NotReady), "the places come back");
+    }
+
     fn slots(max: usize) -> Arc<Slots> {
         Slots::new(max)
     }

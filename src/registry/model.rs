@@ -217,6 +217,95 @@ impl Default for FailureBudgetSpec {
 }
 
 impl ServerSpec {
+    /// What is wrong with the limits (`server.*`), one line each naming the
+    /// field. A zero there would not mean "no limit" but refuse everything
+    /// (or, for a window, stall every stream), so it is refused at start.
+    pub fn problems(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut positive = |name: &str, value: u64| {
+            if value == 0 {
+                out.push(format!("server.{name}: must be greater than 0"));
+            }
+        };
+        let c = &self.connections;
+        let h = &self.http2;
+        positive("max_request_bytes", self.max_request_bytes as u64);
+        positive(
+            "max_concurrent_requests",
+            self.max_concurrent_requests as u64,
+        );
+        positive("max_pending_requests", self.max_pending_requests as u64);
+        positive(
+            "max_request_body_memory",
+            self.max_request_body_memory as u64,
+        );
+        positive("connections.max_total", c.max_total as u64);
+        positive("connections.max_per_address", c.max_per_address as u64);
+        positive(
+            "connections.handshake_timeout",
+            c.handshake_timeout.as_millis() as u64,
+        );
+        positive(
+            "connections.idle_timeout",
+            c.idle_timeout.as_millis() as u64,
+        );
+        positive(
+            "http2.max_concurrent_streams",
+            h.max_concurrent_streams.into(),
+        );
+        positive(
+            "http2.max_header_list_bytes",
+            h.max_header_list_bytes.into(),
+        );
+        positive("http2.stream_window_bytes", h.stream_window_bytes.into());
+        positive(
+            "http2.connection_window_bytes",
+            h.connection_window_bytes.into(),
+        );
+        positive(
+            "http2.max_resets_per_second",
+            h.max_resets_per_second.into(),
+        );
+        positive(
+            "http2.max_control_frames_per_second",
+            h.max_control_frames_per_second.into(),
+        );
+        positive("failure_budget.burst", self.failure_budget.burst.into());
+        positive(
+            "failure_budget.window",
+            self.failure_budget.window.as_millis() as u64,
+        );
+        positive(
+            "security_log_interval",
+            self.security_log_interval.as_millis() as u64,
+        );
+        // HTTP/2 caps flow-control windows at 2^31 - 1.
+        for (name, v) in [
+            ("stream_window_bytes", h.stream_window_bytes),
+            ("connection_window_bytes", h.connection_window_bytes),
+        ] {
+            if v > i32::MAX as u32 {
+                out.push(format!(
+                    "server.http2.{name}: at most {} (HTTP/2's largest window)",
+                    i32::MAX
+                ));
+            }
+        }
+        if c.max_per_address > c.max_total {
+            out.push(
+                "server.connections.max_per_address: must not exceed connections.max_total".into(),
+            );
+        }
+        // A body the memory budget cannot hold would always be shed.
+        if self.max_request_body_memory < self.max_request_bytes {
+            out.push(format!(
+                "server.max_request_body_memory: must be at least server.max_request_bytes ({})",
+                self.max_request_bytes
+            ));
+        }
+        out
+    }
+
     /// Crypto worker threads: configured, else one per core.
     pub fn workers(&self) -> usize {
         self.worker_threads.filter(|n| *n > 0).unwrap_or_else(|| {
@@ -977,5 +1066,32 @@ impl<'de> Deserialize<'de> for KeyRef {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let text = Zeroizing::new(String::deserialize(d)?);
         KeyRef::parse(&text).map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod server_limit_tests {
+    use super::ServerSpec;
+
+    #[test]
+    fn zero_and_absurd_server_limits_are_refused() {
+        assert!(ServerSpec::default().problems().is_empty());
+        let mut s = ServerSpec::default();
+        s.connections.max_total = 0;
+        s.http2.max_concurrent_streams = 0;
+        s.http2.stream_window_bytes = u32::MAX;
+        s.max_request_body_memory = 1024;
+        s.failure_budget.window = std::time::Duration::ZERO;
+        let p = s.problems().join("\n");
+        for field in [
+            "server.connections.max_total: must be greater than 0",
+            "server.connections.max_per_address: must not exceed",
+            "server.http2.max_concurrent_streams: must be greater than 0",
+            "server.http2.stream_window_bytes: at most",
+            "server.max_request_body_memory: must be at least",
+            "server.failure_budget.window: must be greater than 0",
+        ] {
+            assert!(p.contains(field), "{field} missing from:\n{p}");
+        }
     }
 }

@@ -455,26 +455,72 @@ async fn tampered_message_flood_is_counted_exactly_and_logged_in_summary() {
         .metric("reseal_security_events_total{kind=\"tampered_input\"}")
         .await;
     assert_eq!(counted as u64, tampered, "{report:?}");
-    // The log: one audit line per re-encryption, but security lines summed
-    // per kind and caller (the first at once, the rest when the interval ends).
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // The log (JSON lines): one audit line per re-encryption, but security
+    // lines summed per kind and caller: the first at once, then one line
+    // "N tampered inputs from caller X in the last 10 s" when the interval
+    // ends (the server's first interval ends about 10 s after it started).
+    let warn_security = |log: &str| -> Vec<serde_json::Value> {
+        log.lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|v| v["event"] == "security" && v["level"] == "WARN")
+            .collect()
+    };
+    // Per caller, in order: a first line opens an interval (1 event), a
+    // summary closes it with its count.
+    let summed = |lines: &[serde_json::Value]| -> u64 {
+        let mut per: std::collections::BTreeMap<String, Vec<u64>> = Default::default();
+        for v in lines.iter().filter(|v| v["kind"] == "tampered_input") {
+            let groups = per.entry(v["caller"].to_string()).or_default();
+            match v["count"].as_u64() {
+                Some(n) => match groups.last_mut() {
+                    Some(g) => *g = n,
+                    None => groups.push(n),
+                },
+                None => groups.push(1),
+            }
+        }
+        per.values().flatten().sum()
+    };
+    let started = Instant::now();
+    let mut lines = warn_security(&server.log());
+    while summed(&lines) != tampered && started.elapsed() < Duration::from_secs(15) {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        lines = warn_security(&server.log());
+    }
+    assert_eq!(summed(&lines), tampered, "the summaries add up: {lines:?}");
+    let summary = lines
+        .iter()
+        .find(|v| v["kind"] == "tampered_input" && v["count"].as_u64().is_some_and(|n| n > 1))
+        .expect("a summary line");
+    let text = summary["message"].as_str().unwrap_or_default();
+    assert!(
+        text.contains("tampered inputs from caller") && text.contains("in the last"),
+        "{text}"
+    );
+    // At most a first line and a summary per kind, caller and interval (two
+    // intervals at most here).
+    let mut per_kind_caller: std::collections::BTreeMap<String, usize> = Default::default();
+    for v in &lines {
+        *per_kind_caller
+            .entry(format!("{} {}", v["kind"], v["caller"]))
+            .or_default() += 1;
+    }
+    assert!(
+        per_kind_caller.values().all(|n| *n <= 4),
+        "{per_kind_caller:?} for {tampered} tampered inputs"
+    );
+    assert!(
+        lines.len() * 4 < tampered as usize + report.sent as usize,
+        "{} security lines for {} attacker calls",
+        lines.len(),
+        report.sent
+    );
     let log = server.log();
-    let security_lines = log
-        .lines()
-        .filter(|l| {
-            l.contains("tampered_input") && l.contains("event=\"security\"")
-                || l.contains("kind=tampered_input")
-        })
-        .count();
     let audit_lines = log
         .lines()
         .filter(|l| l.contains("re-encryption") && l.contains("AUTHENTICATION_FAILED"))
         .count();
     assert_eq!(audit_lines as u64, tampered, "one audit line per request");
-    assert!(
-        security_lines <= 4,
-        "{security_lines} security lines for {tampered} tampered inputs"
-    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
