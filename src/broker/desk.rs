@@ -146,12 +146,18 @@ impl Slots {
 
     /// `amount` for `key`, if it is free and within the key's share: while
     /// others hold some, `max / (holders + 1)`; half while it is alone.
+    /// The last eighth is kept for keys that hold nothing yet: shares shrink
+    /// only as holders release, so without it the first few keys could fill
+    /// the rest and leave a newcomer no room.
     fn try_acquire(self: &Arc<Self>, key: &Arc<str>, amount: usize) -> Result<Held, Shed> {
         let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
         if s.total + amount > self.max {
             return Err(Shed::Full);
         }
         let mine = s.held.get(key).copied().unwrap_or(0);
+        if mine > 0 && s.total + amount > self.max - self.max / 8 {
+            return Err(Shed::OverShare);
+        }
         let others = s.held.len() - usize::from(mine > 0);
         let share = (self.max / (others + 2)).max(1);
         if mine > 0 && mine + amount > share {
@@ -779,7 +785,8 @@ mod tests {
     }
 
     /// A caller alone may take half the slots; with others holding slots,
-    /// each may hold `max / (holders + 1)`, so a newcomer always finds room.
+    /// each may hold `max / (holders + 1)`, and growing stops short of the
+    /// last eighth, so a newcomer finds room even after 32 callers took theirs.
     #[test]
     fn slots_are_shared_so_a_newcomer_finds_room() {
         let s = slots(256);

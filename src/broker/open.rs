@@ -20,6 +20,11 @@ use crate::keys::remote::Unwrapped;
 use crate::registry::{Candidate, Consumer, Registry, SourceKind, SourceMaterial};
 use crate::telemetry::{Metrics, SourceLabels};
 
+/// The per-key outcome of an EDK that was not tried because the message
+/// used up its attempts (`limits.max_unwrap_attempts_per_key`,
+/// `max_private_key_attempts`); upper case like every other outcome label.
+const ATTEMPT_LIMIT: &str = "ATTEMPT_LIMIT";
+
 pub(super) fn source_use(metrics: &Metrics, source: &str, outcome: &str) {
     metrics
         .source_uses
@@ -207,7 +212,7 @@ impl Pending {
                 continue;
             }
             if !self.take_attempt(&cand) {
-                source_use(&metrics, &source.id, "attempt_limit");
+                source_use(&metrics, &source.id, ATTEMPT_LIMIT);
                 self.skipped += 1;
                 self.next += 1;
                 continue;

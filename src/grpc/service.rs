@@ -7,9 +7,8 @@ use tonic::{Request, Response, Status};
 use super::proto::{self, reencrypt_request::Input, reencrypt_service_server::ReencryptService};
 use super::status::{code, to_status};
 use crate::broker::{
-    self, Broker, BrokerError, Caller, CiphertextInput, Credential, Door, Method, Reason, Slot,
+    self, Broker, BrokerError, Caller, CiphertextInput, Door, Method, Reason, Slot,
 };
-use crate::esdk::EncryptionContext;
 use crate::transport::ConnInfo;
 
 pub struct Service {

@@ -253,8 +253,8 @@ async fn one_unwrap_attempt_per_key_and_few_private_key_attempts_per_message() {
             &format!("reseal_source_key_uses_total{{source=\"connect-a\",outcome=\"{outcome}\"}}"),
         )
     };
-    assert_eq!(uses("authentication_failed"), 1.0, "one RSA attempt");
-    assert_eq!(uses("attempt_limit"), 15.0, "the other 15 EDKs not tried");
+    assert_eq!(uses("AUTHENTICATION_FAILED"), 1.0, "one RSA attempt");
+    assert_eq!(uses("ATTEMPT_LIMIT"), 15.0, "the other 15 EDKs not tried");
 
     // A message for both Connect keys (a junk EDK for connect-a, a real one
     // for connect-b) opens: two private-key attempts are allowed...
@@ -297,7 +297,7 @@ async fn one_unwrap_attempt_per_key_and_few_private_key_attempts_per_message() {
     assert_eq!(
         metric(
             &running,
-            "reseal_source_key_uses_total{source=\"connect-b\",outcome=\"attempt_limit\"}"
+            "reseal_source_key_uses_total{source=\"connect-b\",outcome=\"ATTEMPT_LIMIT\"}"
         ),
         1.0
     );
@@ -327,7 +327,7 @@ async fn repeated_failures_are_refused_early_with_retry_info_on_both_doors() {
     }
     let attempts = metric(
         &running,
-        "reseal_source_key_uses_total{source=\"connect-a\",outcome=\"authentication_failed\"}",
+        "reseal_source_key_uses_total{source=\"connect-a\",outcome=\"AUTHENTICATION_FAILED\"}",
     );
     let s = attacker.reencrypt(req.clone()).await.unwrap_err();
     assert_eq!(s.code(), tonic::Code::ResourceExhausted, "{s:?}");
@@ -345,7 +345,7 @@ async fn repeated_failures_are_refused_early_with_retry_info_on_both_doors() {
     assert_eq!(
         metric(
             &running,
-            "reseal_source_key_uses_total{source=\"connect-a\",outcome=\"authentication_failed\"}"
+            "reseal_source_key_uses_total{source=\"connect-a\",outcome=\"AUTHENTICATION_FAILED\"}"
         ),
         attempts
     );

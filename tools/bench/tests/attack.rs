@@ -80,6 +80,7 @@ impl Server {
                 port: 0,
                 worker_threads: None,
                 kms_key_arn: None,
+                format: setup::Format::Esdk,
             },
         )
         .unwrap();
@@ -119,7 +120,7 @@ impl Server {
             if server
                 .metrics()
                 .await
-                .contains("reseal_registry_reloads_total{outcome=\"ok\"} 1")
+                .contains("reseal_registry_reloads_total{outcome=\"OK\"} 1")
             {
                 return server;
             }
@@ -422,7 +423,7 @@ async fn edk_flood_from_32_connections_leaves_the_legitimate_caller_its_share() 
     // The attacker's messages cost at most one private-key attempt each, and
     // repeated failures are refused before any parsing.
     let skipped = server
-        .metric("reseal_source_key_uses_total{source=\"connect\",outcome=\"attempt_limit\"}")
+        .metric("reseal_source_key_uses_total{source=\"connect\",outcome=\"ATTEMPT_LIMIT\"}")
         .await;
     assert!(skipped > 0.0, "no EDK was passed over");
     assert!(
