@@ -44,7 +44,9 @@ import os
 import platform
 import queue
 import secrets
+import select
 import signal
+import socket
 import statistics
 import string
 import subprocess
@@ -193,20 +195,42 @@ class RuntimeApi:
             def do_GET(self):
                 if self.path != "/2018-06-01/runtime/invocation/next":
                     return self.reply(404, b"{}")
-                request_id, body = api.events.get()
+                # A runtime killed while it waited here leaves this poll behind:
+                # it must not take the next process's event, so it watches its
+                # socket and gives up when the peer has gone.
+                while True:
+                    try:
+                        request_id, body = api.events.get(timeout=0.02)
+                        break
+                    except queue.Empty:
+                        if self.peer_gone():
+                            return
                 with api.lock:
                     api.handed[request_id] = time.perf_counter_ns()
                 deadline = str(int(time.time() * 1000) + 30_000)
-                self.reply(
-                    200,
-                    body,
-                    [
-                        ("Lambda-Runtime-Aws-Request-Id", request_id),
-                        ("Lambda-Runtime-Deadline-Ms", deadline),
-                        ("Lambda-Runtime-Invoked-Function-Arn", "arn:aws:lambda:us-east-1:111122223333:function:bench"),
-                        ("Lambda-Runtime-Trace-Id", "Root=1-5bef4de7-ad49b0e87f6ef6c87fc2e700;Sampled=0"),
-                    ],
-                )
+                try:
+                    self.reply(
+                        200,
+                        body,
+                        [
+                            ("Lambda-Runtime-Aws-Request-Id", request_id),
+                            ("Lambda-Runtime-Deadline-Ms", deadline),
+                            ("Lambda-Runtime-Invoked-Function-Arn", "arn:aws:lambda:us-east-1:111122223333:function:bench"),
+                            ("Lambda-Runtime-Trace-Id", "Root=1-5bef4de7-ad49b0e87f6ef6c87fc2e700;Sampled=0"),
+                        ],
+                    )
+                except OSError:
+                    api.events.put((request_id, body))  # for the next runtime
+                    self.close_connection = True
+
+            def peer_gone(self) -> bool:
+                readable, _, _ = select.select([self.connection], [], [], 0)
+                if not readable:
+                    return False
+                try:
+                    return self.connection.recv(1, socket.MSG_PEEK) == b""
+                except OSError:
+                    return True
 
             def do_POST(self):
                 now = time.perf_counter_ns()
@@ -225,7 +249,13 @@ class RuntimeApi:
                     return self.reply(202)
                 self.reply(404, b"{}")
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        class Server(ThreadingHTTPServer):
+            def handle_error(self, request, client_address):
+                # A runtime killed between runs resets its connections: expected.
+                if not isinstance(sys.exc_info()[1], ConnectionError):
+                    super().handle_error(request, client_address)
+
+        self.server = Server(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
         self.address = f"127.0.0.1:{self.server.server_address[1]}"
@@ -284,7 +314,12 @@ def spawn(kind: str, args, api: RuntimeApi, root: Path) -> subprocess.Popen:
         cmd = [args.reseal, "lambda", "--config", str(root / "reseal.yaml")]
     else:
         cmd = [args.python, str(HERE / "lambda_python_function.py")]
-    return subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # stderr (reseal's audit lines) goes to a file: kept for a look when a run fails.
+    log = open(root / f"{kind}.stderr", "ab")
+    try:
+        return subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log)
+    finally:
+        log.close()
 
 
 def stop(proc: subprocess.Popen) -> float:
@@ -349,12 +384,14 @@ def main() -> int:
     ap.add_argument("--warmup", type=int, default=20)
     ap.add_argument("--calls", type=int, default=200)
     ap.add_argument("--json", help="write the results here too")
+    ap.add_argument("--keep", help="work in this directory and keep it (keys, registry, each side's stderr)")
     args = ap.parse_args()
     fan_outs = [int(x) for x in args.fan_out.split(",")]
     load_before = os.getloadavg()
     results = []
     with tempfile.TemporaryDirectory() as d:
-        root = Path(d)
+        root = Path(args.keep or d)
+        root.mkdir(parents=True, exist_ok=True)
         setup(root, fan_outs)
         inputs = connect_inputs(root)
         api = RuntimeApi()
