@@ -314,10 +314,13 @@ async fn large_partial_request_bodies() {
     let mut o = FloodOptions::for_flood(Flood::PartialBodies, Duration::from_secs(8));
     o.streams_per_connection = 400;
     o.body_bytes = 4 * 1024 * 1024 - 64;
-    let (_server, report) = memory_flood(Flood::PartialBodies, o).await;
+    let (server, report) = memory_flood(Flood::PartialBodies, o).await;
+    // The server's count, not only the attacker's: an attacker whose writes
+    // are stuck on flow control may not get to read its refusals in time.
+    let shed = server.metric("reseal_requests_shed_total").await;
     assert!(
-        report.answers.contains_key("OVERLOADED"),
-        "bodies beyond the memory budget are shed: {report:?}"
+        report.answers.contains_key("OVERLOADED") || shed >= 1.0,
+        "bodies beyond the memory budget are shed: {report:?}, shed {shed}"
     );
 }
 
