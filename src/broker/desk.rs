@@ -155,15 +155,14 @@ impl Slots {
             return Err(Shed::Full);
         }
         let mine = s.held.get(key).copied().unwrap_or(0);
-        if mine > 0 && s.total + amount > self.max - self.max / 8 {
-            return Err(Shed::OverShare);
-        }
         let others = s.held.len() - usize::from(mine > 0);
         let share = (self.max / (others + 2)).max(1);
-        if mine > 0 && mine + amount > share {
-            return Err(Shed::OverShare);
-        }
-        if mine == 0 && amount > share.max(1) && others > 0 {
+        let over = if mine > 0 {
+            mine + amount > share || s.total + amount > self.max - self.max / 8
+        } else {
+            amount > share && others > 0
+        };
+        if over {
             return Err(Shed::OverShare);
         }
         s.total += amount;
