@@ -5,6 +5,7 @@
 //! task that opened the input and larger fan-outs split across idle threads;
 //! consumers with AWS-backed keys need their service first.
 
+use std::borrow::Borrow;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -86,10 +87,10 @@ pub(super) fn seal_local_all(
                 let recipients = c
                     .active_keys(now)
                     .filter_map(|k| match &k.wrap {
-                        ConsumerWrap::Jwe(j) => Some(j.recipient.clone()),
+                        ConsumerWrap::Jwe(j) => Some(&j.recipient),
                         _ => None,
                     })
-                    .collect();
+                    .collect::<Vec<_>>();
                 return (
                     *i,
                     seal_jwe(c, output, recipients, plaintext.as_bytes(), ec),
@@ -114,10 +115,10 @@ pub(super) fn seal_local_all(
 /// Seals a JWE for a consumer's active keys (A256GCM, one recipient per
 /// key), its encryption context in the protected header's `reseal_context`.
 /// Compact for one key and JSON for several, unless the consumer forces one.
-fn seal_jwe(
+fn seal_jwe<R: Borrow<jwe::Recipient>>(
     consumer: &Consumer,
     output: &JweOutput,
-    mut recipients: Vec<jwe::Recipient>,
+    mut recipients: Vec<R>,
     plaintext: &[u8],
     ec: EncryptionContext,
 ) -> Result<Envelope, BrokerError> {
@@ -156,7 +157,10 @@ fn seal_jwe(
     })?;
     Ok(Envelope {
         ciphertext,
-        key_ids: recipients.iter().map(|r| r.kid().to_owned()).collect(),
+        key_ids: recipients
+            .iter()
+            .map(|r| r.borrow().kid().to_owned())
+            .collect(),
         format: match serialization {
             Serialization::Compact => EnvelopeFormat::JweCompact,
             Serialization::Json => EnvelopeFormat::JweJson,

@@ -11,6 +11,7 @@ use zeroize::Zeroizing;
 use crate::b64;
 use crate::der;
 use crate::error::KeyError;
+use crate::seal::RecipientHeads;
 
 /// Smallest RSA modulus accepted, in bits.
 pub const MIN_RSA_BITS: usize = 2048;
@@ -253,9 +254,21 @@ pub struct Recipient {
     pub(crate) x5t_s256: Option<String>,
     pub(crate) info: KeyInfo,
     pub(crate) key: PublicKey,
+    /// Its header members, written once.
+    pub(crate) heads: RecipientHeads,
 }
 
 impl Recipient {
+    fn made(kid: String, info: KeyInfo, key: PublicKey) -> Self {
+        Self {
+            heads: RecipientHeads::new(info.algorithm(), &kid, None),
+            kid,
+            x5t_s256: None,
+            info,
+            key,
+        }
+    }
+
     /// An RSA recipient (RSA-OAEP-256) from a DER `SubjectPublicKeyInfo`.
     ///
     /// # Errors
@@ -270,12 +283,7 @@ impl Recipient {
         let key = PublicEncryptingKey::from_der(spki_der).map_err(|_| KeyError::Malformed {
             what: "RSA public key",
         })?;
-        Ok(Self {
-            kid,
-            x5t_s256: None,
-            info,
-            key: PublicKey::Rsa(key),
-        })
+        Ok(Self::made(kid, info, PublicKey::Rsa(key)))
     }
 
     /// An EC recipient (ECDH-ES+A256KW) from a DER `SubjectPublicKeyInfo`.
@@ -321,12 +329,11 @@ impl Recipient {
             .map_err(|_| KeyError::Malformed {
                 what: "EC public key",
             })?;
-        Ok(Self {
+        Ok(Self::made(
             kid,
-            x5t_s256: None,
-            info: KeyInfo::Ec { curve },
-            key: PublicKey::Ec(curve, key),
-        })
+            KeyInfo::Ec { curve },
+            PublicKey::Ec(curve, key),
+        ))
     }
 
     /// A shared-key recipient (A256KW) from exactly 32 key bytes. The bytes
@@ -336,12 +343,11 @@ impl Recipient {
     /// [`KeyError::AesKeyLength`] for any other length.
     pub fn a256kw(kid: impl Into<String>, key: &[u8]) -> Result<Self, KeyError> {
         let kid = check_kid(kid.into())?;
-        Ok(Self {
+        Ok(Self::made(
             kid,
-            x5t_s256: None,
-            info: KeyInfo::Aes256,
-            key: PublicKey::Aes(aes_key(key)?),
-        })
+            KeyInfo::Aes256,
+            PublicKey::Aes(aes_key(key)?),
+        ))
     }
 
     /// A recipient for whatever kind of public key the SPKI holds: RSA
@@ -360,7 +366,9 @@ impl Recipient {
     /// taken from, so the consumer can pick its key by certificate.
     #[must_use]
     pub fn with_x5t_s256(mut self, cert_der: &[u8]) -> Self {
-        self.x5t_s256 = Some(x5t_s256(cert_der));
+        let x5t = x5t_s256(cert_der);
+        self.heads = RecipientHeads::new(self.alg(), &self.kid, Some(&x5t));
+        self.x5t_s256 = Some(x5t);
         self
     }
 

@@ -35,7 +35,7 @@
 //!
 //! Members are written in a fixed order (below), absent ones skipped, so the
 //! same inputs always give the same header shape. Headers are compact ASCII
-//! JSON (non-ASCII escaped as `\uXXXX`), byte-identical to Python's
+//! JSON (DEL and non-ASCII escaped as `\uXXXX`), byte-identical to Python's
 //! `json.dumps(ensure_ascii=True, separators=(",", ":"))` of the parsed
 //! header, which some libraries (joserfc) re-encode to compute the AAD.
 //!
@@ -111,6 +111,7 @@ mod der;
 mod error;
 #[doc(hidden)]
 pub mod fuzzing;
+mod json;
 mod kdf;
 mod keys;
 mod open;

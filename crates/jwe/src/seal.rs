@@ -1,19 +1,20 @@
 //! Sealing: one fresh CEK and IV per message, the CEK encrypted for every
 //! recipient, the plaintext encrypted once with A256GCM.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::borrow::Borrow;
+use std::collections::BTreeMap;
 
 use aws_lc_rs::aead::{Aad, RandomizedNonceKey, AES_256_GCM};
 use aws_lc_rs::agreement::{self, EphemeralPrivateKey};
 use aws_lc_rs::key_wrap::{AesKek, KeyWrap, AES_256};
 use aws_lc_rs::rand::{self, SystemRandom};
 use aws_lc_rs::rsa::{OaepPublicEncryptingKey, OAEP_SHA256_MGF1SHA256};
-use serde::Serialize;
 use zeroize::Zeroizing;
 
 use crate::error::SealError;
+use crate::json::{b64_len, push_b64, push_member, push_object, push_str};
 use crate::keys::{Algorithm, Curve, PublicKey, Recipient};
-use crate::{b64, kdf, ENC};
+use crate::{kdf, CONTEXT_HEADER, ENC};
 
 /// Length of the CEK (A256GCM) and of a key wrapped with AES-KW.
 pub(crate) const CEK_LEN: usize = 32;
@@ -43,57 +44,63 @@ pub struct SealOptions<'a> {
     pub context: Option<&'a BTreeMap<String, String>>,
 }
 
-/// An ephemeral public key as a JWK (RFC 7518 §6.2.1): the only members are
-/// those a JWE `epk` needs, in this order.
-#[derive(Serialize)]
-struct Epk {
-    kty: &'static str,
-    crv: &'static str,
-    x: String,
-    y: String,
+/// The parts of a recipient's headers that depend on the recipient alone,
+/// written once when the recipient is made (once per consumer key and
+/// registry version in reseal) instead of once per message.
+#[derive(Clone)]
+pub(crate) struct RecipientHeads {
+    /// The compact protected header up to the per-message members:
+    /// `{"alg":…,"enc":"A256GCM","kid":…[,"x5t#S256":…]`.
+    compact: Vec<u8>,
+    /// The base64url of the longest prefix of `compact` whose length is a
+    /// multiple of three: a message's protected header text starts with it.
+    compact_b64: Vec<u8>,
+    /// A JSON recipient's unprotected header up to `epk`:
+    /// `{"alg":…,"kid":…[,"x5t#S256":…]`.
+    json: Vec<u8>,
 }
 
-/// Every header parameter this crate writes, in the order it writes them;
-/// absent ones are skipped. The same struct serves the compact protected
-/// header, the JSON shared protected header and each JSON per-recipient
-/// header, so member order never depends on serde_json's map type.
-#[derive(Serialize, Default)]
-struct Header<'a> {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    alg: Option<&'static str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    enc: Option<&'static str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    kid: Option<&'a str>,
-    #[serde(rename = "x5t#S256", skip_serializing_if = "Option::is_none")]
-    x5t_s256: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    epk: Option<Epk>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    cty: Option<&'a str>,
-    #[serde(rename = "reseal_context", skip_serializing_if = "Option::is_none")]
-    context: Option<&'a BTreeMap<String, String>>,
+impl RecipientHeads {
+    pub(crate) fn new(alg: Algorithm, kid: &str, x5t_s256: Option<&str>) -> Self {
+        let write = |enc: bool| {
+            let mut out = Vec::with_capacity(64 + kid.len());
+            push_member(&mut out, true, "alg", alg.name());
+            if enc {
+                push_member(&mut out, false, "enc", ENC);
+            }
+            push_member(&mut out, false, "kid", kid);
+            if let Some(x5t) = x5t_s256 {
+                push_member(&mut out, false, "x5t#S256", x5t);
+            }
+            out.insert(0, b'{');
+            out
+        };
+        let compact = write(true);
+        let whole = compact.len() / 3 * 3;
+        let mut compact_b64 = Vec::with_capacity(b64_len(whole));
+        // Infallible: the buffer is sized by `push_b64` itself.
+        if push_b64(&mut compact_b64, &compact[..whole]).is_err() {
+            compact_b64.clear();
+        }
+        Self {
+            compact,
+            compact_b64,
+            json: write(false),
+        }
+    }
+
+    /// The bytes of `compact` that `compact_b64` does not cover.
+    fn compact_rest(&self) -> &[u8] {
+        let covered = self.compact_b64.len() / 4 * 3;
+        self.compact.get(covered..).unwrap_or(&self.compact)
+    }
 }
 
-#[derive(Serialize)]
-struct JsonRecipient<'a> {
-    header: Header<'a>,
-    encrypted_key: String,
-}
-
-#[derive(Serialize)]
-struct GeneralJson<'a> {
-    protected: String,
-    recipients: Vec<JsonRecipient<'a>>,
-    iv: String,
-    ciphertext: String,
-    tag: String,
-}
-
-/// A recipient's share: its CEK encryption and, for ECDH-ES, the epk.
+/// A recipient's share: its CEK encryption and, for ECDH-ES, the ephemeral
+/// public key (curve and uncompressed point).
 struct Share {
     encrypted_key: Vec<u8>,
-    epk: Option<Epk>,
+    epk: Option<(Curve, Vec<u8>)>,
 }
 
 fn crypto(step: &'static str) -> impl Fn(aws_lc_rs::error::Unspecified) -> SealError {
@@ -132,7 +139,13 @@ fn share(recipient: &Recipient, cek: &[u8; CEK_LEN]) -> Result<Share, SealError>
             let public = ephemeral
                 .compute_public_key()
                 .map_err(crypto("ephemeral key generation"))?;
-            let epk = epk(*curve, public.as_ref())?;
+            let point = public.as_ref();
+            if point.len() != 1 + 2 * curve.coordinate_len() || point.first() != Some(&0x04) {
+                return Err(SealError::Crypto {
+                    step: "ephemeral key encoding",
+                });
+            }
+            let point = point.to_vec();
             let kek = agreement::agree_ephemeral(
                 ephemeral,
                 peer.clone(),
@@ -146,7 +159,7 @@ fn share(recipient: &Recipient, cek: &[u8; CEK_LEN]) -> Result<Share, SealError>
             )?;
             Ok(Share {
                 encrypted_key: wrap(&kek, cek)?,
-                epk: Some(epk),
+                epk: Some((*curve, point)),
             })
         }
         PublicKey::Aes(kek) => Ok(Share {
@@ -156,90 +169,51 @@ fn share(recipient: &Recipient, cek: &[u8; CEK_LEN]) -> Result<Share, SealError>
     }
 }
 
-fn epk(curve: Curve, point: &[u8]) -> Result<Epk, SealError> {
-    let n = curve.coordinate_len();
-    match point {
-        [0x04, xy @ ..] if xy.len() == 2 * n => Ok(Epk {
-            kty: "EC",
-            crv: curve.name(),
-            x: b64::encode(&xy[..n]),
-            y: b64::encode(&xy[n..]),
-        }),
-        _ => Err(SealError::Crypto {
-            step: "ephemeral key encoding",
-        }),
-    }
+/// Appends `,"epk":{"kty":"EC","crv":…,"x":…,"y":…}` (RFC 7518 §6.2.1: the
+/// only members a JWE `epk` needs, in this order).
+fn push_epk(out: &mut Vec<u8>, curve: Curve, point: &[u8]) -> Result<(), SealError> {
+    let xy = point.get(1..).unwrap_or_default();
+    let (x, y) = xy.split_at(xy.len() / 2);
+    out.extend_from_slice(b",\"epk\":{\"kty\":\"EC\",");
+    push_member(out, true, "crv", curve.name());
+    out.extend_from_slice(b",\"x\":\"");
+    push_b64(out, x)?;
+    out.extend_from_slice(b"\",\"y\":\"");
+    push_b64(out, y)?;
+    out.extend_from_slice(b"\"}");
+    Ok(())
 }
 
-fn recipient_header(r: &Recipient, epk: Option<Epk>) -> Header<'_> {
-    Header {
-        alg: Some(r.alg().name()),
-        kid: Some(r.kid.as_str()),
-        x5t_s256: r.x5t_s256.as_deref(),
-        epk,
-        ..Header::default()
+/// Appends the members every message's protected header ends with, and the
+/// closing brace: `cty` (when set), `reseal_context` (when given).
+fn push_shared_tail(out: &mut Vec<u8>, options: &SealOptions<'_>) {
+    if let Some(cty) = options.content_type {
+        push_member(out, false, "cty", cty);
     }
-}
-
-/// serde_json's compact output with every non-ASCII character escaped as
-/// `\uXXXX` (UTF-16, lowercase hex, as Python's `json.dumps` writes it).
-///
-/// Headers are therefore ASCII and byte-identical to
-/// `json.dumps(header, ensure_ascii=True, separators=(",", ":"))` of their
-/// parsed form. That matters for joserfc, which computes the AAD of a JSON
-/// JWE from its own re-encoding of the protected header instead of the
-/// received text (RFC 7516 §5.2 step 14 says the received text): with raw
-/// UTF-8 in `reseal_context` it could not open our JSON envelopes.
-struct AsciiFormatter;
-
-impl serde_json::ser::Formatter for AsciiFormatter {
-    fn write_string_fragment<W: ?Sized + std::io::Write>(
-        &mut self,
-        writer: &mut W,
-        fragment: &str,
-    ) -> std::io::Result<()> {
-        if fragment.is_ascii() {
-            return writer.write_all(fragment.as_bytes());
-        }
-        let mut units = [0u16; 2];
-        for c in fragment.chars() {
-            if c.is_ascii() {
-                writer.write_all(&[c as u8])?;
-            } else {
-                for unit in c.encode_utf16(&mut units) {
-                    write!(writer, "\\u{unit:04x}")?;
-                }
-            }
-        }
-        Ok(())
+    if let Some(context) = options.context {
+        out.push(b',');
+        push_str(out, CONTEXT_HEADER);
+        out.push(b':');
+        push_object(out, context);
     }
-}
-
-fn to_json<T: Serialize>(value: &T) -> Result<Vec<u8>, SealError> {
-    let mut out = Vec::new();
-    let mut serializer = serde_json::Serializer::with_formatter(&mut out, AsciiFormatter);
-    value
-        .serialize(&mut serializer)
-        .map_err(|_| SealError::Crypto {
-            step: "JSON encoding",
-        })?;
-    Ok(out)
+    out.push(b'}');
 }
 
 /// Seals `plaintext` for every recipient: a JWE in the compact
-/// serialization (ASCII) or the general JSON serialization (UTF-8 JSON).
+/// serialization (ASCII) or the general JSON serialization (ASCII JSON).
 ///
 /// Content encryption is A256GCM with a fresh random CEK and 96-bit IV; the
 /// AAD is the ASCII base64url of the protected header (RFC 7516 §5.1). The
 /// header layout is described in the [crate documentation](crate).
+/// `recipients` may be owned or borrowed (`&[Recipient]`, `&[&Recipient]`).
 ///
 /// # Errors
 /// [`SealError::NoRecipients`], [`SealError::CompactNeedsOneRecipient`],
 /// [`SealError::DuplicateKid`], [`SealError::EmptyContentType`]; `Crypto`
 /// only if aws-lc fails.
-pub fn seal(
+pub fn seal<R: Borrow<Recipient>>(
     plaintext: &[u8],
-    recipients: &[Recipient],
+    recipients: &[R],
     options: &SealOptions<'_>,
 ) -> Result<Vec<u8>, SealError> {
     let serialization = match (options.serialization, recipients.len()) {
@@ -251,10 +225,11 @@ pub fn seal(
         (None, 1) => Serialization::Compact,
         (None, _) => Serialization::Json,
     };
-    let mut kids = BTreeSet::new();
-    for r in recipients {
-        if !kids.insert(r.kid.as_str()) {
-            return Err(SealError::DuplicateKid { kid: r.kid.clone() });
+    // Few recipients (a consumer's keys mid-rotation): pairwise is cheapest.
+    for (i, r) in recipients.iter().enumerate() {
+        let kid = &r.borrow().kid;
+        if recipients[..i].iter().any(|o| o.borrow().kid == *kid) {
+            return Err(SealError::DuplicateKid { kid: kid.clone() });
         }
     }
     if options.content_type == Some("") {
@@ -265,68 +240,88 @@ pub fn seal(
     rand::fill(cek.as_mut_slice()).map_err(crypto("random CEK"))?;
     let shares = recipients
         .iter()
-        .map(|r| share(r, &cek))
+        .map(|r| share(r.borrow(), &cek))
         .collect::<Result<Vec<_>, _>>()?;
+    let key = RandomizedNonceKey::new(&AES_256_GCM, cek.as_slice()).map_err(crypto("A256GCM"))?;
+    let mut body = Zeroizing::new(plaintext.to_vec());
 
-    let shared = Header {
-        enc: Some(ENC),
-        cty: options.content_type,
-        context: options.context,
-        ..Header::default()
-    };
-
-    let mut shares = shares.into_iter();
-    let (protected, compact_key, json_recipients) = match serialization {
+    // The protected header's JSON after what is written once per recipient
+    // (compact) or all of it (JSON), and room for the whole output.
+    let mut header = Vec::with_capacity(256);
+    let keys_len: usize = shares
+        .iter()
+        .map(|s| b64_len(s.encrypted_key.len()) + if s.epk.is_some() { 300 } else { 0 })
+        .sum();
+    let body_len = b64_len(plaintext.len());
+    let mut out = Vec::new();
+    match serialization {
         Serialization::Compact => {
             let (r, s) = recipients
                 .first()
-                .zip(shares.next())
+                .map(Borrow::borrow)
+                .zip(shares.first())
                 .ok_or(SealError::NoRecipients)?;
-            let header = Header {
-                enc: shared.enc,
-                cty: shared.cty,
-                context: shared.context,
-                ..recipient_header(r, s.epk)
-            };
-            (to_json(&header)?, Some(s.encrypted_key), Vec::new())
+            header.extend_from_slice(r.heads.compact_rest());
+            if let Some((curve, point)) = &s.epk {
+                push_epk(&mut header, *curve, point)?;
+            }
+            push_shared_tail(&mut header, options);
+            out.reserve_exact(
+                r.heads.compact_b64.len() + b64_len(header.len()) + keys_len + body_len + 48,
+            );
+            out.extend_from_slice(&r.heads.compact_b64);
+            push_b64(&mut out, &header)?;
+            let (nonce, tag) = key
+                .seal_in_place_separate_tag(Aad::from(&out[..]), &mut body)
+                .map_err(crypto("A256GCM"))?;
+            out.push(b'.');
+            push_b64(&mut out, &s.encrypted_key)?;
+            out.push(b'.');
+            push_b64(&mut out, nonce.as_ref())?;
+            out.push(b'.');
+            push_b64(&mut out, &body)?;
+            out.push(b'.');
+            push_b64(&mut out, tag.as_ref())?;
         }
         Serialization::Json => {
-            let list = recipients
+            header.push(b'{');
+            push_member(&mut header, true, "enc", ENC);
+            push_shared_tail(&mut header, options);
+            let head_len: usize = recipients
                 .iter()
-                .zip(shares)
-                .map(|(r, s)| JsonRecipient {
-                    header: recipient_header(r, s.epk),
-                    encrypted_key: b64::encode(&s.encrypted_key),
-                })
-                .collect();
-            (to_json(&shared)?, None, list)
+                .map(|r| r.borrow().heads.json.len() + 24)
+                .sum();
+            out.reserve_exact(b64_len(header.len()) + head_len + keys_len + body_len + 96);
+            out.extend_from_slice(b"{\"protected\":\"");
+            let aad_from = out.len();
+            push_b64(&mut out, &header)?;
+            let (nonce, tag) = key
+                .seal_in_place_separate_tag(Aad::from(&out[aad_from..]), &mut body)
+                .map_err(crypto("A256GCM"))?;
+            out.extend_from_slice(b"\",\"recipients\":[");
+            for (i, (r, s)) in recipients.iter().zip(&shares).enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                out.extend_from_slice(b"{\"header\":");
+                out.extend_from_slice(&r.borrow().heads.json);
+                if let Some((curve, point)) = &s.epk {
+                    push_epk(&mut out, *curve, point)?;
+                }
+                out.extend_from_slice(b"},\"encrypted_key\":\"");
+                push_b64(&mut out, &s.encrypted_key)?;
+                out.extend_from_slice(b"\"}");
+            }
+            out.extend_from_slice(b"],\"iv\":\"");
+            push_b64(&mut out, nonce.as_ref())?;
+            out.extend_from_slice(b"\",\"ciphertext\":\"");
+            push_b64(&mut out, &body)?;
+            out.extend_from_slice(b"\",\"tag\":\"");
+            push_b64(&mut out, tag.as_ref())?;
+            out.extend_from_slice(b"\"}");
         }
-    };
-    let protected = b64::encode(&protected);
-
-    let key = RandomizedNonceKey::new(&AES_256_GCM, cek.as_slice()).map_err(crypto("A256GCM"))?;
-    let mut buffer = Zeroizing::new(plaintext.to_vec());
-    let (nonce, tag) = key
-        .seal_in_place_separate_tag(Aad::from(protected.as_bytes()), &mut buffer)
-        .map_err(crypto("A256GCM"))?;
-    let iv = b64::encode(nonce.as_ref());
-    let ciphertext = b64::encode(&buffer);
-    let tag = b64::encode(tag.as_ref());
-
-    match compact_key {
-        Some(encrypted_key) => Ok(format!(
-            "{protected}.{}.{iv}.{ciphertext}.{tag}",
-            b64::encode(&encrypted_key)
-        )
-        .into_bytes()),
-        None => to_json(&GeneralJson {
-            protected,
-            recipients: json_recipients,
-            iv,
-            ciphertext,
-            tag,
-        }),
     }
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -349,23 +344,6 @@ pub(crate) mod tests {
         0x26, 0x3F, 0x57, 0x86, 0xE2, 0xD8, 0x0E, 0xD3, 0x26, 0xCB, 0xC7, 0xF0, 0xE7, 0x1A, 0x99,
         0xF4, 0x3B, 0xFB, 0x98, 0x8B, 0x9B, 0x7A, 0x02, 0xDD, 0x21,
     ];
-
-    #[test]
-    fn headers_are_ascii_with_python_style_escapes() {
-        let map: BTreeMap<String, String> = [
-            ("é".to_owned(), "a\"b\\c\n\u{1}/".to_owned()),
-            ("k".to_owned(), "😀 ü".to_owned()),
-        ]
-        .into();
-        let json = String::from_utf8(to_json(&map).unwrap()).unwrap();
-        // What Python's json.dumps(..., ensure_ascii=True, separators=(",", ":")) writes.
-        assert_eq!(
-            json,
-            r#"{"k":"\ud83d\ude00 \u00fc","\u00e9":"a\"b\\c\n\u0001/"}"#
-        );
-        let back: BTreeMap<String, String> = serde_json::from_str(&json).unwrap();
-        assert_eq!(back, map);
-    }
 
     #[test]
     fn rfc3394_4_6_wrap() {

@@ -368,7 +368,7 @@ fn serialization_choice() {
     assert_eq!(err, SealError::CompactNeedsOneRecipient { count: 2 });
     assert!(err.to_string().contains("exactly one recipient"));
     assert_eq!(
-        seal(b"x", &[], &SealOptions::default()).unwrap_err(),
+        seal(b"x", &[] as &[Recipient], &SealOptions::default()).unwrap_err(),
         SealError::NoRecipients
     );
     let dup = [

@@ -90,8 +90,10 @@ fn pem(der: &[u8]) -> String {
     out
 }
 
-/// The context every vector carries (reseal's members; a quote and a
-/// non-ASCII character to exercise JSON escaping).
+/// The context every vector carries (reseal's members; quotes, control
+/// characters, DEL, non-ASCII and a surrogate pair to exercise JSON
+/// escaping: joserfc re-encodes a JSON JWE's protected header to get its
+/// AAD, so every escape must be the one Python writes).
 pub fn context() -> BTreeMap<String, String> {
     [
         ("consumer", "orders"),
@@ -100,6 +102,10 @@ pub fn context() -> BTreeMap<String, String> {
         ("source_message_id", "bWVzc2FnZS1pZA"),
         ("aws-crypto-public-key", "A1b2C3"),
         ("static", "pair \"quoted\" é"),
+        (
+            "escapes",
+            "tab\t nl\n del\u{7f} ctl\u{1} back\\slash \u{1f600}",
+        ),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v.to_owned()))
