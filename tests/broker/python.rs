@@ -76,8 +76,8 @@ async fn python_grpc_client_and_reference_esdk() {
     running.stop().await.unwrap();
 }
 
-/// JWE consumers over gRPC, every envelope opened by jwcrypto AND joserfc
-/// (`tests/python/jwe_e2e.py`): every key type, both serializations,
+/// JWE consumers over gRPC, every envelope opened by jwcrypto AND joserfc,
+/// and by authlib where it can (`tests/python/jwe_e2e.py`): every key type, both serializations,
 /// rotation, 0 B to 64 KiB, the protected `reseal_context` against the
 /// configuration, every part tampered, a mixed route with a failing consumer.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -51,12 +51,20 @@
 //! ```
 //!
 //! **General JSON** (one or more recipients, for consumers mid-rotation):
-//! the shared protected header holds `enc`, `cty` (when set) and
-//! `reseal_context`; each recipient's unprotected `header` holds `alg`,
-//! `kid`, `x5t#S256` (when set) and `epk` (ECDH-ES); no `aad`, no shared
-//! `unprotected`.
+//! the shared protected header holds `alg` when every recipient has the same
+//! one, then `enc`, `cty` (when set) and `reseal_context`; each recipient's
+//! unprotected `header` holds `alg` (only when the recipients' algorithms
+//! differ), `kid`, `x5t#S256` (when set) and `epk` (ECDH-ES); no `aad`, no
+//! shared `unprotected`. A shared `alg` is protected, and libraries that
+//! read `alg` from the shared header only (authlib) can open the envelope.
 //!
 //! ```json
+//! {"protected":"BASE64URL({\"alg\":\"RSA-OAEP-256\",\"enc\":\"A256GCM\",\"reseal_context\":{…}})",
+//!  "recipients":[
+//!    {"header":{"kid":"orders-2024"},"encrypted_key":"…"},
+//!    {"header":{"kid":"orders-2025"},"encrypted_key":"…"}],
+//!  "iv":"…","ciphertext":"…","tag":"…"}
+//!
 //! {"protected":"BASE64URL({\"enc\":\"A256GCM\",\"reseal_context\":{…}})",
 //!  "recipients":[
 //!    {"header":{"alg":"RSA-OAEP-256","kid":"orders-2024"},"encrypted_key":"…"},

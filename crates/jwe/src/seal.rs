@@ -55,20 +55,20 @@ pub(crate) struct RecipientHeads {
     /// The base64url of the longest prefix of `compact` whose length is a
     /// multiple of three: a message's protected header text starts with it.
     compact_b64: Vec<u8>,
-    /// A JSON recipient's unprotected header up to `epk`:
-    /// `{"alg":…,"kid":…[,"x5t#S256":…]`.
+    /// A JSON recipient's unprotected header up to `epk`, without `alg`:
+    /// `{"kid":…[,"x5t#S256":…]`.
     json: Vec<u8>,
 }
 
 impl RecipientHeads {
     pub(crate) fn new(alg: Algorithm, kid: &str, x5t_s256: Option<&str>) -> Self {
-        let write = |enc: bool| {
+        let write = |compact: bool| {
             let mut out = Vec::with_capacity(64 + kid.len());
-            push_member(&mut out, true, "alg", alg.name());
-            if enc {
+            if compact {
+                push_member(&mut out, true, "alg", alg.name());
                 push_member(&mut out, false, "enc", ENC);
             }
-            push_member(&mut out, false, "kid", kid);
+            push_member(&mut out, !compact, "kid", kid);
             if let Some(x5t) = x5t_s256 {
                 push_member(&mut out, false, "x5t#S256", x5t);
             }
@@ -284,8 +284,18 @@ pub fn seal<R: Borrow<Recipient>>(
             push_b64(&mut out, tag.as_ref())?;
         }
         Serialization::Json => {
+            // One `alg` for every recipient (the usual rotation, one key
+            // type) goes to the protected header, so it is authenticated and
+            // libraries that read `alg` from the shared header alone
+            // (authlib) open it; mixed algorithms stay per recipient.
+            let first_alg = recipients.first().map(|r| r.borrow().alg());
+            let shared_alg =
+                first_alg.filter(|alg| recipients.iter().all(|r| r.borrow().alg() == *alg));
             header.push(b'{');
-            push_member(&mut header, true, "enc", ENC);
+            if let Some(alg) = shared_alg {
+                push_member(&mut header, true, "alg", alg.name());
+            }
+            push_member(&mut header, shared_alg.is_none(), "enc", ENC);
             push_shared_tail(&mut header, options);
             let head_len: usize = recipients
                 .iter()
@@ -303,8 +313,13 @@ pub fn seal<R: Borrow<Recipient>>(
                 if i > 0 {
                     out.push(b',');
                 }
-                out.extend_from_slice(b"{\"header\":");
-                out.extend_from_slice(&r.borrow().heads.json);
+                let r = r.borrow();
+                out.extend_from_slice(b"{\"header\":{");
+                if shared_alg.is_none() {
+                    push_member(&mut out, true, "alg", r.alg().name());
+                    out.push(b',');
+                }
+                out.extend_from_slice(r.heads.json.get(1..).unwrap_or_default());
                 if let Some((curve, point)) = &s.epk {
                     push_epk(&mut out, *curve, point)?;
                 }

@@ -204,6 +204,64 @@ fn json_header_layout() {
 }
 
 #[test]
+fn json_with_one_algorithm_protects_it_in_the_shared_header() {
+    let ctx = context();
+    let recipients = [
+        pair("rsa2048").recipient("old"),
+        pair("rsa2048").recipient("new").with_x5t_s256(b"cert new"),
+    ];
+    let jwe = seal(
+        b"x",
+        &recipients,
+        &SealOptions {
+            context: Some(&ctx),
+            ..SealOptions::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(
+        protected_json(&jwe),
+        format!(
+            r#"{{"alg":"RSA-OAEP-256","enc":"A256GCM","reseal_context":{}}}"#,
+            ascii_json(&ctx)
+        )
+    );
+    let v: Value = serde_json::from_slice(&jwe).unwrap();
+    let list = v["recipients"].as_array().unwrap();
+    assert_eq!(
+        serde_json::to_string(&list[0]["header"]).unwrap(),
+        r#"{"kid":"old"}"#
+    );
+    assert_eq!(
+        serde_json::to_string(&list[1]["header"]).unwrap(),
+        format!(r#"{{"kid":"new","x5t#S256":"{}"}}"#, x5t_s256(b"cert new"))
+    );
+    let parsed = parse(&jwe).unwrap();
+    assert!(parsed
+        .recipients()
+        .iter()
+        .all(|r| r.alg() == Algorithm::RsaOaep256));
+    // One EC recipient: its `epk` stays in its own header.
+    let ec = [pair("p256").recipient("ec")];
+    let jwe = seal(
+        b"x",
+        &ec,
+        &SealOptions {
+            serialization: Some(Serialization::Json),
+            ..SealOptions::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(
+        protected_json(&jwe),
+        r#"{"alg":"ECDH-ES+A256KW","enc":"A256GCM"}"#
+    );
+    let v: Value = serde_json::from_slice(&jwe).unwrap();
+    let header = v["recipients"][0]["header"].as_object().unwrap();
+    assert_eq!(header.keys().collect::<Vec<_>>(), ["epk", "kid"]);
+}
+
+#[test]
 fn no_context_no_member_and_empty_context_is_written() {
     let r = [pair("aes256").recipient("k")];
     let jwe = seal(b"x", &r, &SealOptions::default()).unwrap();

@@ -140,13 +140,60 @@ fn json_every_byte_of_every_part() {
     }
 }
 
+/// A JSON JWE for `p` ("kid-1", with `x5t#S256`) and a second recipient of
+/// another algorithm, so every `alg` is in its recipient's own header.
+fn seal_mixed(p: &Pair) -> Vec<u8> {
+    let other = pair(if p.name == "aes256" {
+        "rsa2048"
+    } else {
+        "aes256"
+    });
+    let ctx = common::context();
+    seal(
+        &common::payload(16),
+        &[
+            p.recipient("kid-1").with_x5t_s256(b"certificate"),
+            other.recipient("kid-2"),
+        ],
+        &SealOptions {
+            serialization: Some(Serialization::Json),
+            content_type: Some("text/plain"),
+            context: Some(&ctx),
+        },
+    )
+    .unwrap()
+}
+
 #[test]
 fn json_every_per_recipient_header_field() {
-    for p in pairs() {
+    // One recipient (its `alg` in the protected header) and two of different
+    // algorithms (each `alg` in its own header).
+    for (p, jwe, name) in pairs().iter().flat_map(|p| {
+        [
+            (p, seal_one(p, Serialization::Json, true), p.name.to_owned()),
+            (p, seal_mixed(p), format!("{} (mixed algorithms)", p.name)),
+        ]
+    }) {
         let key = consumer_key(p);
-        let jwe = json_of(&seal_one(p, Serialization::Json, true));
+        let jwe = json_of(&jwe);
         let header = jwe["recipients"][0]["header"].as_object().unwrap().clone();
-        let name = p.name;
+        assert_eq!(
+            header.contains_key("alg"),
+            jwe["recipients"].as_array().unwrap().len() == 2,
+            "{name}"
+        );
+        if !header.contains_key("alg") {
+            // The protected `alg` may not be repeated or overridden here.
+            for value in ["A256KW", "RSA-OAEP-256", "ECDH-ES+A256KW"] {
+                let mut t = jwe.clone();
+                t["recipients"][0]["header"]["alg"] = json!(value);
+                must_fail_json(
+                    &t,
+                    &key,
+                    &format!("{name}: alg {value} added per recipient"),
+                );
+            }
+        }
         for field in header.keys() {
             // Removed.
             let mut t = jwe.clone();
@@ -168,7 +215,9 @@ fn json_every_per_recipient_header_field() {
         // String fields: every byte of their decoded value (x5t#S256) or a
         // changed character (alg, kid).
         for field in ["alg", "kid", "x5t#S256"] {
-            let original = header[field].as_str().unwrap();
+            let Some(original) = header.get(field).and_then(Value::as_str) else {
+                continue;
+            };
             let mut changed = original.to_owned();
             let last = changed.pop().unwrap();
             changed.push(if last == 'A' { 'B' } else { 'A' });
