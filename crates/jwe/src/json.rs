@@ -16,6 +16,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 
 use crate::error::SealError;
+use crate::ENC;
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
 
@@ -104,6 +105,58 @@ pub(crate) fn push_b64(out: &mut Vec<u8>, bytes: &[u8]) -> Result<(), SealError>
         .map_err(|_| SealError::Crypto { step: "base64url" })?;
     out.truncate(start + written);
     Ok(())
+}
+
+/// The parts of a recipient's headers that depend on the recipient alone,
+/// written once when the recipient is made (once per consumer key and
+/// registry version in reseal) instead of once per message.
+#[derive(Clone)]
+pub(crate) struct RecipientHeads {
+    /// The compact protected header up to the per-message members:
+    /// `{"alg":…,"enc":"A256GCM","kid":…[,"x5t#S256":…]`.
+    pub(crate) compact: Vec<u8>,
+    /// The base64url of the longest prefix of `compact` whose length is a
+    /// multiple of three: a message's protected header text starts with it.
+    pub(crate) compact_b64: Vec<u8>,
+    /// A JSON recipient's unprotected header up to `epk`, without `alg`:
+    /// `{"kid":…[,"x5t#S256":…]`.
+    pub(crate) json: Vec<u8>,
+}
+
+impl RecipientHeads {
+    pub(crate) fn new(alg: &str, kid: &str, x5t_s256: Option<&str>) -> Self {
+        let write = |compact: bool| {
+            let mut out = Vec::with_capacity(64 + kid.len());
+            if compact {
+                push_member(&mut out, true, "alg", alg);
+                push_member(&mut out, false, "enc", ENC);
+            }
+            push_member(&mut out, !compact, "kid", kid);
+            if let Some(x5t) = x5t_s256 {
+                push_member(&mut out, false, "x5t#S256", x5t);
+            }
+            out.insert(0, b'{');
+            out
+        };
+        let compact = write(true);
+        let whole = compact.len() / 3 * 3;
+        let mut compact_b64 = Vec::with_capacity(b64_len(whole));
+        // Infallible: the buffer is sized by `push_b64` itself.
+        if push_b64(&mut compact_b64, &compact[..whole]).is_err() {
+            compact_b64.clear();
+        }
+        Self {
+            compact,
+            compact_b64,
+            json: write(false),
+        }
+    }
+
+    /// The bytes of `compact` that `compact_b64` does not cover.
+    pub(crate) fn compact_rest(&self) -> &[u8] {
+        let covered = self.compact_b64.len() / 4 * 3;
+        self.compact.get(covered..).unwrap_or(&self.compact)
+    }
 }
 
 #[cfg(test)]

@@ -11,7 +11,7 @@ use zeroize::Zeroizing;
 use crate::b64;
 use crate::der;
 use crate::error::KeyError;
-use crate::seal::RecipientHeads;
+use crate::json::RecipientHeads;
 
 /// Smallest RSA modulus accepted, in bits.
 pub const MIN_RSA_BITS: usize = 2048;
@@ -261,7 +261,7 @@ pub struct Recipient {
 impl Recipient {
     fn made(kid: String, info: KeyInfo, key: PublicKey) -> Self {
         Self {
-            heads: RecipientHeads::new(info.algorithm(), &kid, None),
+            heads: RecipientHeads::new(info.algorithm().name(), &kid, None),
             kid,
             x5t_s256: None,
             info,
@@ -367,7 +367,7 @@ impl Recipient {
     #[must_use]
     pub fn with_x5t_s256(mut self, cert_der: &[u8]) -> Self {
         let x5t = x5t_s256(cert_der);
-        self.heads = RecipientHeads::new(self.alg(), &self.kid, Some(&x5t));
+        self.heads = RecipientHeads::new(self.alg().name(), &self.kid, Some(&x5t));
         self.x5t_s256 = Some(x5t);
         self
     }
