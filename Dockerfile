@@ -37,7 +37,13 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry,sharing=locked \
 # 2. The real sources. touch: COPY keeps the context's mtimes, which may be
 #    older than the stub build, and cargo would then skip the rebuild. The
 #    binary is stripped: the release profile keeps line tables for profiling,
-#    which the image does not need.
+#    which the image does not need. The context has no .git, so the commit
+#    that reseal_build_info reports comes from the REVISION build argument
+#    (build.rs reads RESEAL_COMMIT); it is declared here, after the
+#    dependency layer, so a new revision does not rebuild the dependencies.
+#      docker build --build-arg REVISION=$(git rev-parse --short=12 HEAD) .
+ARG REVISION=unknown
+ENV RESEAL_COMMIT=${REVISION}
 COPY src ./src
 COPY crates ./crates
 COPY docs/openapi.yaml ./docs/openapi.yaml

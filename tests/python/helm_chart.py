@@ -658,6 +658,14 @@ def check_dockerfile(default_image):
     missing = [m for m in members if m not in copied]
     check(bool(members) and not missing,
           f"Dockerfile copies every workspace member's manifest ({', '.join(members)})", str(missing))
+    # The image's build_info commit: the REVISION argument reaches build.rs as RESEAL_COMMIT,
+    # before the real sources are built (after the dependency layer, which it would rebuild).
+    real_build = max((n for n, i in enumerate(steps) if "cargo build --release --locked --bin reseal" in i), default=-1)
+    revision_at = [n for n, i in enumerate(steps) if re.match(r"ARG\s+REVISION\b", i)]
+    commit_at = [n for n, i in enumerate(steps) if re.match(r"ENV\s+RESEAL_COMMIT=\$\{?REVISION\}?(\s|$)", i)]
+    check(bool(revision_at) and bool(commit_at) and revision_at[0] < commit_at[0] < real_build,
+          "Dockerfile passes its REVISION argument to the reseal build as RESEAL_COMMIT",
+          f"ARG at {revision_at}, ENV at {commit_at}, build at {real_build}")
     runtime_from, runtime = stages[-1]
     check(re.match(r"FROM\s+gcr\.io/distroless/cc-debian12:nonroot(@sha256:[0-9a-f]{64})?(\s|$)", runtime_from)
           is not None, f"Dockerfile runtime stage is distroless nonroot ({runtime_from})")
