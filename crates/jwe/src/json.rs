@@ -112,12 +112,14 @@ pub(crate) fn push_b64(out: &mut Vec<u8>, bytes: &[u8]) -> Result<(), SealError>
 /// registry version in reseal) instead of once per message.
 #[derive(Clone)]
 pub(crate) struct RecipientHeads {
-    /// The compact protected header up to the per-message members:
-    /// `{"alg":…,"enc":"A256GCM","kid":…[,"x5t#S256":…]`.
-    pub(crate) compact: Vec<u8>,
-    /// The base64url of the longest prefix of `compact` whose length is a
-    /// multiple of three: a message's protected header text starts with it.
+    /// The compact protected header up to the per-message members,
+    /// `{"alg":…,"enc":"A256GCM","kid":…[,"x5t#S256":…]`, as the base64url
+    /// of its longest prefix whose length is a multiple of three (a
+    /// message's protected header text starts with it)…
     pub(crate) compact_b64: Vec<u8>,
+    /// …and the zero to two bytes after that prefix, encoded with the
+    /// per-message members.
+    pub(crate) compact_rest: Vec<u8>,
     /// A JSON recipient's unprotected header up to `epk`, without `alg`:
     /// `{"kid":…[,"x5t#S256":…]`.
     pub(crate) json: Vec<u8>,
@@ -138,24 +140,21 @@ impl RecipientHeads {
             out.insert(0, b'{');
             out
         };
-        let compact = write(true);
-        let whole = compact.len() / 3 * 3;
-        let mut compact_b64 = Vec::with_capacity(b64_len(whole));
-        // Infallible: the buffer is sized by `push_b64` itself.
-        if push_b64(&mut compact_b64, &compact[..whole]).is_err() {
+        let mut compact_rest = write(true);
+        let mut compact_b64 = Vec::with_capacity(b64_len(compact_rest.len()));
+        let whole = compact_rest.len() / 3 * 3;
+        // `push_b64` sizes its own output, so this cannot fail; if it did,
+        // every byte would stay in the per-message part.
+        if push_b64(&mut compact_b64, &compact_rest[..whole]).is_ok() {
+            compact_rest.drain(..whole);
+        } else {
             compact_b64.clear();
         }
         Self {
-            compact,
             compact_b64,
+            compact_rest,
             json: write(false),
         }
-    }
-
-    /// The bytes of `compact` that `compact_b64` does not cover.
-    pub(crate) fn compact_rest(&self) -> &[u8] {
-        let covered = self.compact_b64.len() / 4 * 3;
-        self.compact.get(covered..).unwrap_or(&self.compact)
     }
 }
 

@@ -194,7 +194,10 @@ pub fn seal<R: Borrow<Recipient>>(
     let mut body = Zeroizing::new(plaintext.to_vec());
 
     // The protected header's JSON after what is written once per recipient
-    // (compact) or all of it (JSON), and room for the whole output.
+    // (compact) or all of it (JSON), and room for the whole output. The
+    // sizes are estimates (an `epk` is under 300 bytes; IV, tag, separators
+    // and member names under 48 compact, 96 JSON): short only costs a
+    // reallocation.
     let mut header = Vec::with_capacity(256);
     let keys_len: usize = shares
         .iter()
@@ -209,7 +212,7 @@ pub fn seal<R: Borrow<Recipient>>(
                 .map(Borrow::borrow)
                 .zip(shares.first())
                 .ok_or(SealError::NoRecipients)?;
-            header.extend_from_slice(r.heads.compact_rest());
+            header.extend_from_slice(&r.heads.compact_rest);
             if let Some((curve, point)) = &s.epk {
                 push_epk(&mut header, *curve, point)?;
             }
